@@ -1,0 +1,65 @@
+"""The output catalog: one row per manifest row, results joined on the item key."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.ledger import LEDGER_SCHEMA
+from pipeline.storage import RunDir
+
+REQUEST_COLUMNS = (
+    "id",
+    "key",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "model",
+    "height",
+    "width",
+    "num_frames",
+    "fps",
+    "num_inference_steps",
+    "guidance_scale",
+)
+RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != "key")
+
+
+def build_catalog(rows: pa.Table, results: pa.Table, passthrough: tuple[str, ...]) -> pa.Table:
+    """Manifest rows (in manifest order) + each key's latest result; unfinished -> pending."""
+    index = pc.index_in(rows["key"], value_set=results["key"])
+    columns = {name: rows[name] for name in REQUEST_COLUMNS}
+    for name in RESULT_COLUMNS:
+        columns[name] = pc.take(results[name], index)
+    columns["status"] = pc.fill_null(columns["status"], "pending")
+    columns["attempts"] = pc.fill_null(columns["attempts"], 0)
+    for name in passthrough:
+        columns[name] = rows[name]
+    ordered = [*REQUEST_COLUMNS[:12], *RESULT_COLUMNS, *passthrough]
+    return pa.table({name: columns[name] for name in ordered})
+
+
+def write_catalog(run: RunDir, catalog: pa.Table) -> None:
+    sink = io.BytesIO()
+    pq.write_table(catalog, sink, compression="zstd")
+    run.write(run.catalog, sink.getvalue())
+
+
+def read_catalog(run: RunDir) -> pa.Table | None:
+    data = run.read_bytes(run.catalog)
+    return None if data is None else pq.read_table(io.BytesIO(data))
+
+
+def status_counts(catalog: pa.Table) -> dict[str, int]:
+    counts = {"ok": 0, "failed": 0, "pending": 0}
+    for entry in pc.value_counts(catalog["status"]).to_pylist():
+        counts[entry["values"]] = entry["counts"]
+    return counts
+
+
+def write_summary(run: RunDir, summary: dict) -> None:
+    run.write(run.summary, json.dumps(summary, indent=2, sort_keys=True).encode())

@@ -1,0 +1,147 @@
+"""What each CLI command does and prints. Exit codes are the design's: 0, 2, 3."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+from pipeline.cli import config_from_args
+
+
+def _print_warnings(manifest) -> None:
+    for warning in manifest.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def cmd_validate(args) -> int:
+    from pipeline.manifest import read_manifest, validate
+
+    manifest = validate(
+        read_manifest(args.manifest, args.storage_options),
+        default_model=args.model,
+        strict_seeds=args.strict_seeds,
+    )
+    _print_warnings(manifest)
+    print(f"ok: {manifest.table.num_rows} rows valid"
+          + (f", {len(manifest.warnings)} warning(s)" if manifest.warnings else ""))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from pipeline.job import load_and_plan, pending_keys
+    from pipeline.ledger import Ledger
+    from pipeline.storage import RunDir
+
+    config = config_from_args(args)
+    manifest, plan = load_and_plan(config)
+    _print_warnings(manifest)
+    todo = plan.items["key"]
+    if args.out:
+        todo = pending_keys(plan, Ledger(RunDir(args.out, args.storage_options)).read(), False)
+    buckets = Counter()
+    batches = 0
+    for batch in plan.batches(todo):
+        first = batch.items[0]
+        shape = (first.model, first.width, first.height, first.num_frames, first.num_inference_steps)
+        buckets[shape] += len(batch.items)
+        batches += 1
+    print(f"rows: {plan.rows.num_rows}  distinct items: {plan.items.num_rows}  "
+          f"done: {plan.items.num_rows - len(todo)}  pending: {len(todo)}  "
+          f"batches of {config.render.batch_size}: {batches}")
+    for (model, width, height, frames, steps), count in sorted(buckets.items()):
+        print(f"  {model}  {width}x{height}x{frames}  {steps} steps: {count} pending")
+    if args.seconds_per_item:
+        hours = len(todo) * args.seconds_per_item / 3600
+        print(f"estimate: {hours:.2f} GPU-hours at {args.seconds_per_item} s/item")
+    print("nothing written (dry run)")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from pipeline.job import run_job
+
+    config = config_from_args(args)
+    result = run_job(config, progress=ProgressBar() if config.progress else None)
+    _print_result(result)
+    return result.exit_code
+
+
+class ProgressBar:
+    """tqdm bar with rate and ETA, advanced as final rows arrive; ok/failed as postfix."""
+
+    def __init__(self):
+        self.bar = None
+        self.counts = Counter()
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="clip", dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, rows) -> None:
+        self.counts.update(row["status"] for row in rows)
+        self.bar.update(len(rows))
+        self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"], refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_result(result) -> None:
+    run = result.run
+    counts = result.counts
+    print(
+        f"done in {result.wall_s:.1f}s: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed"
+        f" ({result.rendered} rendered this run)\n"
+        f"  clips:   {run.uri(run.path('clips'))}\n"
+        f"  catalog: {run.uri(run.catalog)}\n"
+        f"  summary: {run.uri(run.summary)}\n"
+        f"  report:  {run.uri(run.report)}"
+    )
+    if counts.get("failed"):
+        print("some items failed: see the `error` column of the catalog; "
+              "`--retry-failed` renders them again", file=sys.stderr)
+
+
+def cmd_status(args) -> int:
+    from pipeline.status import run_status
+    from pipeline.storage import RunDir
+
+    report = run_status(RunDir(args.run, args.storage_options))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    counts = report["counts"]
+    line = ", ".join(f"{counts[k]} {k}" for k in ("ok", "failed", "pending"))
+    print(f"{args.run}: {line} of {report['items']} items")
+    print(f"driver: {report['driver']}")
+    if report["rate_per_s"]:
+        print(f"rate: {report['rate_per_s']:.2f} items/s  ETA: {report['eta_s']:.0f}s")
+    if report["catalog"]:
+        print("catalog.parquet written: the run is complete")
+    return 3 if counts["failed"] else 0
+
+
+def cmd_verify(args) -> int:
+    from pipeline.storage import RunDir
+    from pipeline.verify import verify_run
+
+    problems, checked, sampled = verify_run(RunDir(args.run, args.storage_options), args.sample)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    print(f"checked {checked} clip(s) against sha256; re-rendered {sampled} and compared "
+          f"frames_sha256: {len(problems)} problem(s)")
+    return 3 if problems else 0
+
+
+def cmd_demo(args) -> int:
+    from pipeline.demo import demo_manifest_path
+
+    argv = ["render", str(demo_manifest_path()), "--out", args.out, "--actors", str(args.actors)]
+    from pipeline.cli import build_parser
+
+    render_args = build_parser().parse_args(argv)
+    print(f"rendering {render_args.manifest} with the embedded tiny model on a local Ray")
+    return cmd_render(render_args)

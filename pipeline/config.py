@@ -1,0 +1,82 @@
+"""Frozen settings for a run. Every default lives here, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# Torch's CPU generator (mt19937) uses only the low 32 bits of a seed; keys use this.
+SEED_SPACE = 2**32
+MAX_SEED = 2**64 - 1
+
+# Columns the manifest understands; any other column passes through to the catalog.
+PARAM_COLUMNS = (
+    "height",
+    "width",
+    "num_frames",
+    "fps",
+    "num_inference_steps",
+    "guidance_scale",
+)
+REQUEST_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What decides the pixels beyond the request itself (part of the job fingerprint)."""
+
+    model: str = "tiny"
+    batch_size: int = 4
+    threads: int = 2  # torch threads per render actor: pinned, it changes pixels
+    dtype: str = "float32"
+    device: str = "cpu"
+    # Reuse text embeddings of repeated prompts inside an actor (pixel-identical).
+    embedding_cache: int = 256
+
+    def fingerprint_fields(self) -> dict:
+        fields = dataclasses.asdict(self)
+        fields.pop("embedding_cache")  # does not change pixels
+        fields.pop("model")  # replaced by the model's content fingerprint
+        return fields
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What decides the clip bytes given the frames (part of the job fingerprint)."""
+
+    format: str = "mp4"
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    crf: int = 18
+    preset: str = "medium"
+    # x264's output depends on its thread count: pinned so bytes are reproducible.
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where and how wide to run; never changes pixels."""
+
+    address: str | None = None
+    actors: int = 1
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
+    encode_workers: int = 2  # concurrent ffmpeg encodes per render actor
+    batches_in_flight: int = 2  # per actor: one rendering, one encoding
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    manifest: str
+    out: str
+    render: RenderSettings = field(default_factory=RenderSettings)
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    storage_options: dict = field(default_factory=dict)
+    max_retries: int = 2
+    retry_failed: bool = False
+    strict_seeds: bool = False
+    flush_interval_s: float = 30.0
+    progress: bool = True
+    # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).
+    faults: tuple[str, ...] = ()

@@ -1,0 +1,204 @@
+"""One render job from manifest to catalog: the steps in order, each in its own module.
+
+validate -> plan -> claim the run dir (job.json, lock) -> skip finished keys (ledger)
+-> render on Ray -> catalog.parquet, summary.json, report.html
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import signal
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import catalog as catalog_mod
+from pipeline.config import RunConfig
+from pipeline.errors import ConfigError
+from pipeline.faults import Faults
+from pipeline.ledger import Ledger
+from pipeline.lock import DriverLock
+from pipeline.manifest import ValidatedManifest, read_manifest, validate
+from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
+from pipeline.report import write_report
+from pipeline.storage import TMP_PREFIX, RunDir
+
+
+@dataclass(frozen=True)
+class JobResult:
+    counts: dict
+    wall_s: float
+    rendered: int
+    run: RunDir
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.counts.get("failed") else 0
+
+
+def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
+    manifest = validate(
+        read_manifest(config.manifest, config.storage_options),
+        default_model=config.render.model,
+        strict_seeds=config.strict_seeds,
+    )
+    return manifest, make_plan(manifest, config.render.batch_size)
+
+
+def claim_run_dir(run: RunDir, fingerprint: dict) -> None:
+    """Record the job in job.json, or refuse a run dir that belongs to another job."""
+    recorded = run.read_bytes(run.job_json)
+    if recorded is None:
+        run.write(run.job_json, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
+        return
+    differences = fingerprint_differences(json.loads(recorded), fingerprint)
+    if differences:
+        raise ConfigError(
+            f"{run.url} holds a different job; refusing to mix its clips with this one:\n  "
+            + "\n  ".join(differences)
+            + "\nUse another --out, or the run's original settings."
+        )
+
+
+def pending_keys(plan: Plan, finished: pa.Table, retry_failed: bool) -> pa.Array:
+    """Plan keys with no final result yet (and failed ones, with --retry-failed)."""
+    done = finished if not retry_failed else finished.filter(pc.equal(finished["status"], "ok"))
+    keep = pc.invert(pc.is_in(plan.items["key"], value_set=done["key"]))
+    return plan.items["key"].filter(keep)
+
+
+def sweep_clips(run: RunDir, keep_keys: pa.Array) -> int:
+    """Remove temp files and clips no ledger row refers to (left by a crash)."""
+    fs = run.fs
+    try:
+        paths = fs.find(run.path("clips"))
+    except FileNotFoundError:
+        return 0
+    keep = set(keep_keys.to_pylist())
+    removed = 0
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(TMP_PREFIX) or name.split(".", 1)[0] not in keep:
+            fs.rm_file(path)
+            removed += 1
+    return removed
+
+
+def run_job(config: RunConfig, progress=None) -> JobResult:
+    """Render every pending item of the manifest into config.out; safe to re-run."""
+    started = time.time()
+    manifest, plan = load_and_plan(config)
+    run = RunDir(config.out, config.storage_options)
+    settings = config.render
+    claim_run_dir(run, job_fingerprint(settings, config.encode))
+    lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
+    lock.acquire()
+    ledger = Ledger(run, config.flush_interval_s)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    rendered = 0
+    try:
+        finished = ledger.compact()
+        todo = pending_keys(plan, finished, config.retry_failed)
+        _write_plan_keys(run, plan)
+        if len(todo):
+            rendered = _render(config, run, plan, todo, ledger, lock, progress)
+        ledger.flush()  # the catalog and the sweep below read what the ledger holds
+        results = ledger.read()
+        sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
+        catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
+        catalog_mod.write_catalog(run, catalog)
+        counts = catalog_mod.status_counts(catalog)
+        wall_s = time.time() - started
+        catalog_mod.write_summary(run, _summary(config, plan, counts, rendered, wall_s))
+        write_report(run, catalog, counts)
+    finally:
+        ledger.flush()
+        lock.release()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run)
+
+
+def _render(config, run, plan, todo, ledger, lock, progress) -> int:
+    from pipeline.executor import Dispatcher, init_ray
+    from pipeline.retry import RetryBook
+    from pipeline.worker import WorkerSpec
+
+    init_ray(config.cluster)
+    if progress is not None:
+        progress.start(len(todo))
+    faults = Faults.parse(config.faults)
+    book = RetryBook(config.max_retries)
+    rendered = 0
+    last_beat = time.monotonic()
+
+    def on_final(rows):
+        nonlocal rendered
+        rendered += len(rows)
+        if ledger.append(rows):
+            lock.heartbeat()
+        if progress is not None:
+            progress.advance(rows)
+
+    def on_tick():
+        nonlocal last_beat
+        if ledger.append([]) or time.monotonic() - last_beat > lock.ttl_s / 4:
+            lock.heartbeat()
+            last_beat = time.monotonic()
+
+    pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
+    for model in pc.unique(pending_models).to_pylist():
+        spec = WorkerSpec(
+            model=model,
+            render=config.render,
+            encode=config.encode,
+            run=run,
+            encode_workers=config.cluster.encode_workers,
+            faults=faults,
+        )
+        dispatcher = Dispatcher(config.cluster, book, on_final, on_tick)
+        dispatcher.run(spec, plan.batches(todo, model=model))
+    if progress is not None:
+        progress.close()
+    return rendered
+
+
+def _write_plan_keys(run: RunDir, plan: Plan) -> None:
+    """The plan's keys, so `status` can count pending items without the manifest."""
+    sink = io.BytesIO()
+    pq.write_table(plan.items.select(["key"]), sink, compression="zstd")
+    run.write(run.path("_state", "plan_keys.parquet"), sink.getvalue())
+
+
+def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s: float) -> dict:
+    import diffusers
+    import torch
+
+    return {
+        "counts": counts,
+        "rows": plan.rows.num_rows,
+        "items": plan.items.num_rows,
+        "rendered_this_run": rendered,
+        "wall_s": round(wall_s, 3),
+        "items_per_s": round(rendered / wall_s, 3) if wall_s else None,
+        "manifest": config.manifest,
+        "model": config.render.model,
+        "render": asdict(config.render),
+        "encode": asdict(config.encode),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "pyarrow": pa.__version__,
+        },
+    }
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,113 @@
+"""The ledger: the checkpoint of a run. Finished items, appended in chunks.
+
+Each flush writes one immutable Parquet part (object stores have no append); parts are
+named so that name order is write order, and the newest row of a key wins. A clip is
+always on storage before its ledger row, so a crash between the two only re-renders.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.storage import RunDir
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("status", pa.string()),  # "ok" | "failed"
+        ("error", pa.string()),
+        ("attempts", pa.int32()),
+        ("uri", pa.string()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("frames_sha256", pa.string()),
+        ("render_s", pa.float64()),
+        ("encode_s", pa.float64()),
+        ("finished_at", pa.string()),
+    ]
+)
+
+
+def _part_sequence(path: str) -> int:
+    return int(path.rsplit("/", 1)[-1].split("-")[1])
+
+
+def _to_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def latest_per_key(table: pa.Table) -> pa.Table:
+    """Keep the last row of each key (rows are in write order)."""
+    if table.num_rows == 0:
+        return table
+    indexed = table.append_column("_order", pa.array(range(table.num_rows), pa.int64()))
+    last = indexed.group_by("key", use_threads=False).aggregate([("_order", "max")])
+    return table.take(pc.sort_indices(last["_order_max"]))
+
+
+class Ledger:
+    def __init__(self, run: RunDir, flush_interval_s: float = 30.0):
+        self.run = run
+        self.flush_interval_s = flush_interval_s
+        self._pending: list[dict] = []
+        self._last_flush = time.monotonic()
+        self._next_sequence: int | None = None
+
+    def _part_path(self) -> str:
+        # A sequence number, not a clock, orders parts: one driver at a time holds the lock.
+        if self._next_sequence is None:
+            paths = self.part_paths()
+            self._next_sequence = _part_sequence(paths[-1]) + 1 if paths else 0
+        name = f"part-{self._next_sequence:012d}-{uuid.uuid4().hex[:8]}.parquet"
+        self._next_sequence += 1
+        return f"{self.run.ledger_dir}/{name}"
+
+    def part_paths(self) -> list[str]:
+        fs = self.run.fs
+        try:
+            names = fs.ls(self.run.ledger_dir, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in names if p.rsplit("/", 1)[-1].startswith("part-"))
+
+    def read(self) -> pa.Table:
+        """Every key's latest result so far."""
+        parts = [pq.read_table(io.BytesIO(self.run.fs.cat_file(p))) for p in self.part_paths()]
+        if not parts:
+            return LEDGER_SCHEMA.empty_table()
+        table = pa.concat_tables([p.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA) for p in parts])
+        return latest_per_key(table)
+
+    def append(self, rows: list[dict]) -> bool:
+        """Buffer rows; write a part when the flush interval has passed. True if flushed."""
+        self._pending.extend(rows)
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        table = pa.Table.from_pylist(self._pending, schema=LEDGER_SCHEMA)
+        self.run.write(self._part_path(), _to_parquet(table))
+        self._pending = []
+
+    def compact(self) -> pa.Table:
+        """Fold all parts into one (newest name, written before the old are removed)."""
+        paths = self.part_paths()
+        table = self.read()
+        if len(paths) > 1:
+            self.run.write(self._part_path(), _to_parquet(table))
+            for path in paths:
+                self.run.fs.rm_file(path)
+        return table

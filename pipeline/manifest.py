@@ -1,0 +1,423 @@
+"""Read a manifest (Parquet, CSV, JSONL; any fsspec URL) and validate it, vectorised.
+
+Every problem in every row is reported at once, by row number (from 0) and id.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import fsspec
+import fsspec.utils
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.config import MAX_SEED, REQUEST_COLUMNS, SEED_SPACE
+from pipeline.errors import ConfigError, ManifestError
+from pipeline.models import resolve_model
+from pipeline.models.families import FAMILIES
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Compressions fsspec can open here (gz, bz2, xz, ...; zst with the zstandard package).
+COMPRESSION_SUFFIXES = tuple("." + suffix for suffix in fsspec.utils.compressions)
+# Read as text from CSV/JSONL so that ids like "007" and seeds above 2**63 stay exact.
+TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model")
+RESERVED_COLUMNS = (
+    *("key", "status", "error", "error_kind", "attempts", "uri", "bytes", "sha256"),
+    *("frames_sha256", "render_s", "encode_s", "finished_at", "seed_key"),
+)
+INT_PARAMS = ("height", "width", "num_frames", "num_inference_steps")
+FLOAT_PARAMS = ("fps", "guidance_scale")
+OUTPUT_COLUMNS = ("row", "id", "prompt", "negative_prompt", "seed", "model")
+OUTPUT_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS)
+SEED_EXPECTED = "an integer in 0..2**64-1"
+_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)  # prompts may span lines
+_CSV_CONVERT = pacsv.ConvertOptions(column_types=dict.fromkeys(TEXT_COLUMNS, pa.string()))
+_NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_FIELD_ORDER = {name: i for i, name in enumerate(("row", *REQUEST_COLUMNS))}
+_EXACT_FLOAT = 2.0**53  # floats at or above this are not exact integers
+
+
+def _positive_whole(v: np.ndarray) -> np.ndarray:
+    return (v > 0) & (v < _EXACT_FLOAT) & (np.floor(v) == v)
+
+
+_PARAM_RULES = dict.fromkeys(INT_PARAMS, (_positive_whole, "a positive integer")) | {
+    "fps": (lambda v: np.isfinite(v) & (v > 0), "a positive finite number"),
+    "guidance_scale": (lambda v: np.isfinite(v) & (v >= 0), "a finite number >= 0"),
+}
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int | None  # from 0, as in pandas; None for a problem with the whole manifest
+    id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"{self.field}: {self.message}"
+        where = f"row {self.row}" + (f" (id {self.id!r})" if self.id else "")
+        return f"{where}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ValidatedManifest:
+    table: pa.Table  # OUTPUT_COLUMNS, then the passthrough columns unchanged
+    warnings: tuple[RowProblem, ...] = ()
+    passthrough: tuple[str, ...] = ()
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def manifest_format(url: str) -> str:
+    """'parquet' | 'csv' | 'jsonl' from the file name, ignoring a compression suffix."""
+    for part in url.split("::"):
+        name = part.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+        while name.endswith(COMPRESSION_SUFFIXES):
+            name = name.rsplit(".", 1)[0]
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix in FORMATS:
+            return FORMATS[suffix]
+    raise ConfigError(
+        f"manifest {url!r}: unsupported file type; supported: {', '.join(FORMATS)} "
+        f"(optionally compressed: {', '.join(COMPRESSION_SUFFIXES)})"
+    )
+
+
+def read_manifest(url: str, storage_options: dict | None = None) -> pa.Table:
+    """Read a manifest from a local path or any fsspec URL into an Arrow table."""
+    fmt = manifest_format(url)
+    compression = fsspec.utils.infer_compression(url.split("::")[0])
+    try:
+        with fsspec.open(url, "rb", compression="infer", **(storage_options or {})) as handle:
+            if fmt == "parquet":
+                source = pa.BufferReader(handle.read()) if compression else handle
+                return pq.read_table(source)
+            if fmt == "csv":
+                return pacsv.read_csv(
+                    handle, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT
+                )
+            return _read_jsonl(io.TextIOWrapper(handle, encoding="utf-8-sig"))
+    except ManifestError:
+        raise
+    except FileNotFoundError as exc:
+        raise ConfigError(f"manifest not found: {url}") from exc
+    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read manifest {url} as {fmt}: {detail}") from exc
+
+
+def _read_jsonl(lines) -> pa.Table:
+    """One JSON object per line; Python's json keeps integers of any size exact."""
+    columns: dict[str, list] = {}
+    problems: list[RowProblem] = []
+    count = 0
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+            bad = not isinstance(record, dict) and f"expected a JSON object, got {_show(record)}"
+        except json.JSONDecodeError as exc:
+            bad = f"invalid JSON ({exc.msg} at column {exc.colno}): {_show(line)}"
+        if bad:
+            problems.append(RowProblem(None, None, f"line {lineno}", bad))
+            continue
+        for name, value in record.items():
+            columns.setdefault(name, [None] * count).append(value)
+        count += 1
+        for values in columns.values():
+            if len(values) < count:
+                values.append(None)
+    if problems:
+        raise ManifestError(problems)
+    return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
+
+
+def _as_text(value, exact_floats: bool = False):
+    if value is None or isinstance(value, str):
+        return value
+    if exact_floats and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _jsonl_column(name: str, values: list) -> pa.Array:
+    if name in TEXT_COLUMNS:  # a seed given as a JSON int becomes its exact decimal string
+        return pa.array([_as_text(v, name == "seed") for v in values], pa.string())
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed types: keep as text
+        return pa.array([_as_text(v) for v in values], pa.string())
+
+
+def load(url: str, storage_options: dict | None = None, **options) -> ValidatedManifest:
+    """read_manifest + validate."""
+    return validate(read_manifest(url, storage_options), **options)
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def _mask(array) -> np.ndarray:
+    """Boolean numpy mask; nulls count as False."""
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _to_text(table: pa.Table, name: str) -> pa.ChunkedArray:
+    """The column as strings; all null where absent or not castable to text."""
+    try:
+        return _plain(table[name]).cast(pa.string())
+    except (KeyError, pa.ArrowException, NotImplementedError):
+        return pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+
+
+def _blank(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where null, empty or only whitespace."""
+    blank = pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))
+    return pc.fill_null(blank, True)
+
+
+def _parse_seeds(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint64 seeds, valid mask): ints >= 0, uint64, exact integral floats, decimal text."""
+    column = _plain(column)
+    kind, valid = column.type, _mask(pc.is_valid(column))
+    if pa.types.is_unsigned_integer(kind):
+        return pc.fill_null(column.cast(pa.uint64()), 0).to_numpy(), valid
+    if pa.types.is_integer(kind):
+        values = pc.fill_null(column.cast(pa.int64()), -1).to_numpy()
+        valid &= values >= 0
+        return np.where(valid, values, 0).astype(np.uint64), valid
+    if pa.types.is_floating(kind):
+        values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), float)
+        with np.errstate(invalid="ignore"):
+            valid &= (values >= 0) & (values < _EXACT_FLOAT) & (np.floor(values) == values)
+        return np.where(valid, values, 0).astype(np.uint64), valid
+    if pa.types.is_decimal(kind):
+        column = pc.replace_substring_regex(column.cast(pa.string()), r"\.0*$", "")
+    elif not _is_text(kind):  # bool, nested, ...: never a seed
+        return np.zeros(len(column), np.uint64), np.zeros(len(column), bool)
+    stripped = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    digits = _mask(pc.match_substring_regex(stripped, r"^[0-9]+$"))
+    text = pc.utf8_ltrim(stripped, characters="0")
+    length = pc.fill_null(pc.binary_length(text), 0).to_numpy()
+    # Same length, only digits: comparing as text is comparing as numbers.
+    valid &= digits & ((length < 20) | ((length == 20) & _mask(pc.less_equal(text, str(MAX_SEED)))))
+    text = pc.if_else(pa.array(valid & (length > 0)), text, "0")
+    return text.cast(pa.uint64()).to_numpy(), valid
+
+
+def _parse_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, given mask): NaN where a given cell is not a number."""
+    column = _plain(column)
+    kind, given = column.type, _mask(pc.is_valid(column))
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        numbers = column.cast(pa.float64(), safe=False)
+    elif _is_text(kind):
+        text = pc.utf8_trim_whitespace(column)
+        ok = pc.match_substring_regex(text, _NUMBER_RE)
+        numbers = pc.if_else(ok, text, pa.scalar(None, text.type)).cast(pa.float64())
+    else:
+        numbers = pa.nulls(len(column), pa.float64())
+    return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=float), given
+
+
+class _Problems:
+    """Collects RowProblems from boolean masks, fetching ids and values only for bad rows."""
+
+    def __init__(self, table: pa.Table, ids: pa.ChunkedArray):
+        self.table, self.ids, self.items = table, ids, []
+
+    def add(self, mask: np.ndarray, field: str, expected: str) -> None:
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            got = self.table[field].take(pa.array(rows)).to_pylist()
+            self.extend(rows, field, [f"expected {expected}, got {_show(v)}" for v in got])
+
+    def extend(self, rows, field: str, messages: list[str]) -> None:
+        ids = self.ids.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
+        for row, row_id, message in zip(rows, ids, messages, strict=True):
+            self.items.append(RowProblem(int(row), row_id, field, message))
+
+    def rows(self, field: str | None = None) -> np.ndarray:
+        """Mask of the rows with a problem (on `field`, when given)."""
+        bad = np.zeros(len(self.ids), bool)
+        bad[[p.row for p in self.items if field in (None, p.field)]] = True
+        return bad
+
+
+def _column_problems(names: list[str]) -> list[RowProblem]:
+    problems = [
+        RowProblem(None, None, name, f"column {name!r} is required")
+        for name in ("prompt", "seed")
+        if name not in names
+    ]
+    for name in sorted({name for name in names if names.count(name) > 1}):
+        problems.append(RowProblem(None, None, name, f"column {name!r} appears more than once"))
+    for name in names:
+        if name in RESERVED_COLUMNS or name == "row":
+            what = "the manifest row number" if name == "row" else "the catalog output"
+            message = f"column {name!r} is reserved for {what}; rename it"
+            problems.append(RowProblem(None, None, name, message))
+    return problems
+
+
+def validate(
+    table: pa.Table, default_model: str = "tiny", strict_seeds: bool = False
+) -> ValidatedManifest:
+    """Check every row; raise ManifestError listing all problems, or return the normal form."""
+    names = table.column_names
+    column_problems = _column_problems(names)
+    if column_problems:
+        raise ManifestError(column_problems)
+    n = table.num_rows
+    text_ids = _to_text(table, "id")
+    ids = pc.if_else(_blank(text_ids), pa.scalar(None, pa.string()), text_ids)
+    problems = _Problems(table, ids)
+    if "id" in names:  # a given id must be text, and unique
+        problems.add(_mask(pc.is_valid(table["id"])) & _mask(pc.is_null(text_ids)), "id", "text")
+        _check_duplicate_ids(ids, problems)
+
+    prompt = _to_text(table, "prompt")
+    problems.add(_mask(_blank(prompt)), "prompt", "non-empty text")
+    seeds, seed_ok = _parse_seeds(table["seed"])
+    problems.add(~seed_ok, "seed", SEED_EXPECTED)
+
+    models, codes, families, resolved = _models(table, default_model, problems)
+    params = {}
+    for name in (*INT_PARAMS, *FLOAT_PARAMS):
+        defaults = np.array([family.defaults[name] for family in families], float)[codes]
+        values, given = _parse_numbers(table[name]) if name in names else (defaults, defaults < 0)
+        rule, expected = _PARAM_RULES[name]
+        with np.errstate(invalid="ignore"):
+            ok = rule(values)
+        problems.add(given & ~ok, name, expected)
+        params[name] = np.where(given & ok, values, defaults)
+        params[name] = params[name].astype(np.int64 if name in INT_PARAMS else np.float64)
+    _check_shapes(params, codes, families, resolved, problems)
+
+    negative_defaults = [family.defaults["negative_prompt"] for family in families]
+    negative = pc.coalesce(
+        _to_text(table, "negative_prompt"),
+        pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
+    )
+    out = pa.table(
+        {
+            "row": pa.array(np.arange(n, dtype=np.int64)),
+            "id": ids,
+            "prompt": prompt,
+            "negative_prompt": negative,
+            "seed": pa.array(seeds, pa.uint64()),
+            "model": models,
+            **{name: pa.array(values) for name, values in params.items()},
+        }
+    )
+    aliases = _seed_aliases(out.filter(pa.array(~problems.rows())), strict_seeds)
+    if strict_seeds:
+        problems.items.extend(aliases)
+    if problems.items:
+        raise ManifestError(sorted(problems.items, key=lambda p: (p.row, _FIELD_ORDER[p.field])))
+    passthrough = tuple(name for name in names if name not in REQUEST_COLUMNS)
+    for name in passthrough:
+        out = out.append_column(table.schema.field(name), table[name])
+    return ValidatedManifest(out, () if strict_seeds else tuple(aliases), passthrough)
+
+
+def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:
+    """Each repeat of a given id is a problem naming the first row with that id."""
+    codes = pc.fill_null(pc.dictionary_encode(ids).combine_chunks().indices, -1)
+    codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
+    given = np.flatnonzero(codes >= 0)
+    first_row = given[np.unique(codes[given], return_index=True)[1]]  # codes are 0..k-1
+    repeated = given[first_row[codes[given]] != given]
+    values = ids.take(pa.array(repeated)).to_pylist()
+    firsts = first_row[codes[repeated]]
+    messages = [
+        f"expected a unique id, got {_show(value)} again (first used on row {first})"
+        for value, first in zip(values, firsts, strict=True)
+    ]
+    problems.extend(repeated, "id", messages)
+
+
+def _models(table: pa.Table, default_model: str, problems: _Problems):
+    """Model specs with the default filled, per-row code, family per code, resolved mask."""
+    models = _to_text(table, "model")
+    models = pc.if_else(_blank(models), default_model, models)
+    encoded = pc.dictionary_encode(models).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    families = []
+    for code, spec in enumerate(encoded.dictionary.to_pylist()):  # few distinct models
+        try:
+            families.append(resolve_model(spec).family)
+        except (ConfigError, OSError, ValueError) as exc:
+            families.append(None)
+            rows = np.flatnonzero(codes == code)
+            problems.extend(rows, "model", [str(exc)] * len(rows))
+    resolved = np.array([family is not None for family in families] + [True])[codes]
+    families = [family or FAMILIES["tiny"] for family in families] or [FAMILIES["tiny"]]
+    return models, codes, families, resolved
+
+
+def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) -> None:
+    """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
+    side = np.array([family.side_multiple for family in families], np.int64)[codes]
+    step = np.array([family.frame_step for family in families], np.int64)[codes]
+    height, width, frames = params["height"], params["width"], params["num_frames"]
+    bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
+    bad = {name: (left != 0) & resolved & ~problems.rows(name) for name, left in bad.items()}
+    for row in np.flatnonzero(bad["height"] | bad["width"] | bad["num_frames"]):
+        family = families[codes[row]]
+        for name, expectation in family.shape_problems(height[row], width[row], frames[row]):
+            if bad[name][row]:
+                problems.extend([row], name, [f"expected {expectation}"])
+
+
+def _seed_aliases(table: pa.Table, strict: bool) -> list[RowProblem]:
+    """Rows with the same request whose different seeds agree modulo 2**32."""
+    seeds = table["seed"].to_numpy()
+    low = seeds % np.uint64(SEED_SPACE)
+    if not (seeds != low).any():  # every seed below 2**32: no two can alias
+        return []
+    counts = pa.table({"low": low, "seed": seeds}).group_by("low", use_threads=False)
+    counts = counts.aggregate([("seed", "count_distinct")])
+    shared = counts.filter(pc.greater(counts["seed_count_distinct"], 1))["low"]
+    table = table.append_column("low", pa.array(low)).filter(
+        pc.is_in(pa.array(low), value_set=shared.combine_chunks())
+    )
+    if not table.num_rows:
+        return []
+    request = ["prompt", "negative_prompt", "low", "model", *INT_PARAMS, *FLOAT_PARAMS]
+    firsts = table.group_by(request, use_threads=False).aggregate([("row", "min")])
+    joined = table.select(["row", "seed", *request]).join(firsts, request, use_threads=False)
+    rows, seeds, ids = table["row"].to_numpy(), table["seed"].to_numpy(), table["id"].to_pylist()
+    alias_rows, alias_seeds = joined["row"].to_numpy(), joined["seed"].to_numpy()
+    first = np.searchsorted(rows, joined["row_min"].to_numpy())  # positions in `table`
+    problems = []
+    for i in np.flatnonzero(alias_seeds != seeds[first]):
+        row, other = np.searchsorted(rows, alias_rows[i]), first[i]
+        other_text = f"row {rows[other]}" + (f" (id {ids[other]!r})" if ids[other] else "")
+        message = (
+            f"seed {alias_seeds[i]} equals the seed {seeds[other]} of {other_text} modulo "
+            "2**32 for the same request: torch's CPU generator uses only the low 32 bits of a "
+            "seed, so both rows render the same video once and share a clip"
+            + ("; give a different seed" if strict else "")
+        )
+        problems.append(RowProblem(int(rows[row]), ids[row], "seed", message))
+    return sorted(problems, key=lambda p: p.row)

@@ -1,0 +1,103 @@
+"""Which model a spec names, its family rules, and a content fingerprint for keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.models.families import FAMILIES, Family, family_for_class, family_for_hub_id
+
+# A checkpoint may carry its own family and defaults (the embedded tiny model does).
+PROMPTREEL_META = "promptreel.json"
+_FULL_HASH_LIMIT = 64 * 2**20  # hash small checkpoints whole, big ones by structure
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    spec: str  # as the user wrote it
+    kind: str  # "tiny" | "null" | "local" | "hub"
+    family: Family
+    location: str = ""  # directory or hub id; for "tiny" resolved when first loaded
+    revision: str | None = None
+
+
+@lru_cache(maxsize=64)
+def resolve_model(spec: str) -> ModelRef:
+    """Map a --model value or a manifest `model` cell to a ModelRef, or raise ConfigError."""
+    spec = spec.strip()
+    if spec in ("tiny", "null"):
+        return ModelRef(spec, spec, FAMILIES[spec])
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return ModelRef(spec, "local", _local_family(path), str(path.resolve()))
+    if spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]:
+        raise ConfigError(f"model {spec!r}: no such local directory")
+    hub_id, _, revision = spec.partition("@")
+    if hub_id.count("/") != 1 or not all(hub_id.split("/")):
+        raise ConfigError(
+            f"unknown model {spec!r}: expected 'tiny', 'null', a local diffusers directory "
+            "or a hub id like 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers'"
+        )
+    family = family_for_hub_id(hub_id)
+    if family is None:
+        raise ConfigError(
+            f"unknown model {spec!r}: cannot tell its family from the name; supported families: "
+            + ", ".join(name for name in FAMILIES if name not in ("tiny", "null"))
+        )
+    return ModelRef(spec, "hub", family, hub_id, revision or None)
+
+
+def _local_family(path: Path) -> Family:
+    meta = path / PROMPTREEL_META
+    if meta.is_file():
+        name = json.loads(meta.read_text()).get("family")
+        if name in FAMILIES:
+            return FAMILIES[name]
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ConfigError(f"model {str(path)!r}: not a diffusers directory (no model_index.json)")
+    class_name = json.loads(index.read_text()).get("_class_name", "")
+    family = family_for_class(class_name)
+    if family is None:
+        raise ConfigError(f"model {str(path)!r}: unsupported pipeline class {class_name!r}")
+    return family
+
+
+def model_location(ref: ModelRef) -> str:
+    """Directory or hub id to load from; builds the tiny model on first use."""
+    if ref.kind == "tiny":
+        from pipeline.models.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model())
+    return ref.location
+
+
+@lru_cache(maxsize=64)
+def model_fingerprint(ref: ModelRef) -> str:
+    """Content hash naming exactly which weights render; part of every item key."""
+    if ref.kind == "null":
+        return "null-v1"
+    if ref.kind == "hub":
+        return f"hub:{ref.location}@{ref.revision or 'main'}"
+    return "dir:" + _directory_digest(Path(model_location(ref)))
+
+
+def _directory_digest(root: Path) -> str:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != PROMPTREEL_META)
+    whole = sum(p.stat().st_size for p in files) <= _FULL_HASH_LIMIT
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(str(path.stat().st_size).encode() + b"\0")
+        with open(path, "rb") as handle:
+            if whole or path.suffix == ".json":
+                for chunk in iter(lambda: handle.read(2**20), b""):
+                    digest.update(chunk)
+            else:  # big weights: the safetensors header names every tensor, shape and offset
+                digest.update(handle.read(2**20))
+    return digest.hexdigest()[:32]

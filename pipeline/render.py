@@ -1,0 +1,142 @@
+"""The renderer inside a render actor: a planned batch -> uint8 frames. No Ray here."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from pipeline.config import SEED_SPACE, RenderSettings
+from pipeline.errors import RenderError
+from pipeline.faults import Faults
+from pipeline.models import resolve_model
+from pipeline.models.loader import load_pipeline
+from pipeline.plan import Batch
+
+# Wan pads prompts to 512 tokens inside __call__; cached embeddings must match it exactly,
+# or pixels change (encode_prompt's own default of 226 moved pixels by up to 86/255).
+MAX_SEQUENCE_LENGTH = 512
+
+
+class EmbeddingCache:
+    """LRU of text -> embedding tensor; one encoder pass per distinct text per actor."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._entries: OrderedDict[str, object] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, texts, encode):
+        """Embeddings for `texts` (a list), calling encode(missing_texts) once for misses."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._entries))
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        if missing:
+            for text, embedding in zip(missing, encode(missing)):
+                self._entries[text] = embedding
+        found = []
+        for text in texts:
+            self._entries.move_to_end(text)
+            found.append(self._entries[text])
+        while len(self._entries) > max(self.capacity, len(set(texts))):
+            self._entries.popitem(last=False)
+        return found
+
+
+class Renderer:
+    """Holds one loaded pipeline; renders one planned batch per call."""
+
+    def __init__(self, model: str, settings: RenderSettings, faults: Faults = Faults()):
+        import torch
+
+        # Pinned, not inherited: the thread count changes a few uint8 values.
+        torch.set_num_threads(settings.threads)
+        self.settings = settings
+        self.faults = faults
+        self.ref = resolve_model(model)
+        self.pipe = load_pipeline(self.ref, settings.dtype, settings.device)
+        self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
+
+    def render(self, batch: Batch) -> list[np.ndarray | RenderError]:
+        """uint8 frames (F, H, W, 3), or the item's own fatal error, for each real item of
+        the batch (padding discarded). A failure of the whole call raises RenderError."""
+        items = batch.padded()
+        self.faults.before_render([item.prompt for item in batch.items])
+        if self.ref.kind == "null":
+            return [
+                self.pipe.frames_for(i.prompt, i.seed % SEED_SPACE, i.num_frames, i.height, i.width)
+                for i in batch.items
+            ]
+        try:
+            frames = self._diffuse(items)
+        except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
+            raise classify_render_error(exc) from exc
+        frames = frames[: len(batch.items)]
+        for index, item in enumerate(batch.items):
+            if self.faults.hits("nan", item.prompt):
+                frames[index] = np.nan
+        return [_checked(clip) for clip in frames]
+
+    def _diffuse(self, items) -> np.ndarray:
+        import torch
+
+        first = items[0]
+        generators = [torch.Generator("cpu").manual_seed(i.seed % SEED_SPACE) for i in items]
+        kwargs = dict(
+            height=first.height,
+            width=first.width,
+            num_frames=first.num_frames,
+            num_inference_steps=first.num_inference_steps,
+            guidance_scale=first.guidance_scale,
+            generator=generators,
+            output_type="np",
+        )
+        prompts = [i.prompt for i in items]
+        negatives = [i.negative_prompt for i in items]
+        if self.cache is None:
+            kwargs.update(prompt=prompts, negative_prompt=negatives)
+        else:
+            kwargs["prompt_embeds"] = torch.stack(self.cache.lookup(prompts, self._encode))
+            if first.guidance_scale > 1.0:
+                kwargs["negative_prompt_embeds"] = torch.stack(
+                    self.cache.lookup(negatives, self._encode)
+                )
+        with torch.inference_mode():
+            return self.pipe(**kwargs).frames
+
+    def _encode(self, texts):
+        import torch
+
+        with torch.inference_mode():
+            embeds, _ = self.pipe.encode_prompt(
+                prompt=texts,
+                do_classifier_free_guidance=False,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                device=self.pipe._execution_device,
+            )
+        return list(embeds)
+
+
+def _checked(frames: np.ndarray) -> np.ndarray | RenderError:
+    """Float frames in [0, 1] -> uint8 as diffusers does; NaN or flat output is fatal."""
+    if not np.isfinite(frames).all():
+        return RenderError("model output contains NaN or inf", retriable=False)
+    if frames.size and frames.min() == frames.max():
+        return RenderError(f"model output is constant ({float(frames.min())})", retriable=False)
+    return to_uint8(frames)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def classify_render_error(exc: Exception) -> RenderError:
+    """Out-of-memory and device errors may pass on another attempt; bad parameters never."""
+    if isinstance(exc, RenderError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    retriable = isinstance(exc, MemoryError) or any(
+        marker in text for marker in ("out of memory", "CUDA error", "OutOfMemoryError")
+    )
+    return RenderError(text, retriable=retriable)

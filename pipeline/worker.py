@@ -1,0 +1,109 @@
+"""Per-batch work inside a render actor: render, then encode, hash and write each clip.
+
+Plain Python (no Ray), so the whole per-item path is testable in-process. Frames never
+leave this process: only a small result row per item goes back to the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from pipeline.config import EncodeSettings, RenderSettings
+from pipeline.encode import encode_clip, frames_sha256
+from pipeline.errors import EncodeError, RenderError
+from pipeline.faults import Faults
+from pipeline.plan import Batch, Item
+from pipeline.render import Renderer
+from pipeline.storage import RunDir
+
+# Outcomes a worker reports; the driver turns "retriable" into another attempt or "failed".
+OK, FATAL, RETRIABLE = "ok", "fatal", "retriable"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    model: str
+    render: RenderSettings
+    encode: EncodeSettings
+    run: RunDir
+    encode_workers: int = 2
+    faults: Faults = field(default_factory=Faults)
+
+
+def outcome(key: str, status: str, error: str = "", **measures) -> dict:
+    """One result row as the worker reports it (the ledger adds attempts)."""
+    row = {
+        "key": key,
+        "status": status,
+        "error": error,
+        "uri": None,
+        "bytes": None,
+        "sha256": None,
+        "frames_sha256": None,
+        "render_s": None,
+        "encode_s": None,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    row.update(measures)
+    return row
+
+
+class BatchWorker:
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.renderer = Renderer(spec.model, spec.render, spec.faults)
+        # Encoding runs in threads (each drives an ffmpeg process) so the next batch can
+        # render meanwhile; the lock keeps one batch at a time on the model.
+        self._encoders = ThreadPoolExecutor(max(1, spec.encode_workers), "encode")
+        self._render_lock = threading.Lock()
+
+    def process(self, batch: Batch) -> list[dict]:
+        with self._render_lock:
+            started = time.perf_counter()
+            try:
+                outputs = self.renderer.render(batch)
+            except RenderError as exc:
+                status = RETRIABLE if exc.retriable else FATAL
+                return [outcome(item.key, status, str(exc)) for item in batch.items]
+            render_s = (time.perf_counter() - started) / len(batch.items)
+        futures = [
+            self._encoders.submit(self.finish_item, item, frames, render_s)
+            for item, frames in zip(batch.items, outputs)
+        ]
+        return [future.result() for future in futures]
+
+    def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:
+        """Encode, hash and write one clip; the clip is on storage before we report ok."""
+        if isinstance(frames, RenderError):
+            return outcome(item.key, RETRIABLE if frames.retriable else FATAL, str(frames))
+        spec = self.spec
+        started = time.perf_counter()
+        extra = {"vcodec": "promptreel-injected-fault"} if spec.faults.hits("encode", item.prompt) else None
+        try:
+            data = encode_clip(frames, item.fps, spec.encode, extra)
+        except EncodeError as exc:
+            return outcome(item.key, FATAL, f"EncodeError: {exc}", render_s=render_s)
+        path = spec.run.clip_path(item.key, spec.encode.format)
+        try:
+            if spec.faults.hits("storage", item.prompt):
+                raise OSError("injected storage fault")
+            spec.run.write(path, data)
+        except OSError as exc:
+            return outcome(item.key, RETRIABLE, f"storage error: {exc}", render_s=render_s)
+        return outcome(
+            item.key,
+            OK,
+            uri=spec.run.uri(path),
+            bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            frames_sha256=frames_sha256(frames),
+            render_s=render_s,
+            encode_s=time.perf_counter() - started,
+        )
