@@ -1,0 +1,55 @@
+"""Shared fixtures: a loopback-only local Ray, the tiny model cache, manifest writers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+# Ray binds to 127.0.0.1 only with this set (measured, Ray 2.60; see design.md).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the in-process tests (4 logical CPUs: 2 actors + headroom)."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+def write_manifest(path: Path, rows: list[dict], schema: pa.Schema | None = None) -> Path:
+    columns = list(dict.fromkeys(name for row in rows for name in row))  # union, in order
+    rows = [{name: row.get(name) for name in columns} for row in rows]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def prompt_rows(count: int, prefix: str = "prompt", **params) -> list[dict]:
+    return [{"id": f"{prefix}-{i}", "prompt": f"{prefix} number {i}", "seed": 1000 + i, **params}
+            for i in range(count)]
+
+
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None, **kwargs):
+    """Run `python -m pipeline ARGS` as a real subprocess (its own Ray)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, **kwargs,
+    )
+
+
+def read_catalog(run_dir: Path) -> pa.Table:
+    return pq.read_table(run_dir / "catalog.parquet")
