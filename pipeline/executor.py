@@ -9,32 +9,43 @@ Ray, is the checkpoint (see design.md, "Render stage").
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
 from pipeline.config import ClusterSettings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PromptreelError
 from pipeline.plan import Batch
 from pipeline.retry import RetryBook
 from pipeline.worker import BatchWorker, WorkerSpec
 
 # Errors that mean "the batch was lost with its process or node", not "the batch is bad".
-_LOST = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "ObjectLostError",
-         "OwnerDiedError", "NodeDiedError", "WorkerCrashedError", "RayTaskError")
+_LOST = (
+    "RayActorError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "NodeDiedError",
+    "WorkerCrashedError",
+    "RayTaskError",
+)
 
 
 def init_ray(cluster: ClusterSettings) -> None:
     """Join --address / RAY_ADDRESS, or start a local Ray that listens on loopback only."""
+    address = cluster.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        # Measured (Ray 2.60): with this set before Ray is imported, a local Ray binds and
+        # talks on 127.0.0.1 only. Joining a real cluster must not set it.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
-    address = cluster.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
         return
-    # Measured (Ray 2.60): with this set, a local Ray binds to 127.0.0.1 only.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     needed = cluster.actors * cluster.cpus_per_actor
     ray.init(
         num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
@@ -64,14 +75,57 @@ class RenderActor:
         return self.worker.process(batch)
 
 
+class _Slot:
+    """One render actor: starting (ready_ref set) or ready; what it has in flight."""
+
+    def __init__(self, actor):
+        self.actor = actor
+        self.ready_ref = actor.ready.remote()
+        self.load = 0
+        self.exclusive = False  # running a retry alone, so a crash names its culprit
+
+
+class _Feed:
+    """Batches to run: retries first, then the plan's batches (with one-batch lookahead)."""
+
+    def __init__(self, batches: Iterable[Batch]):
+        self.retries: deque[Batch] = deque()
+        self._source = iter(batches)
+        self._next = next(self._source, None)
+
+    def empty(self) -> bool:
+        return not self.retries and self._next is None
+
+    def take_for(self, slot: _Slot, per_actor: int) -> tuple[Batch, bool] | None:
+        """The next batch for `slot`, and whether it must run alone; None if none fits."""
+        if slot.ready_ref is not None or slot.exclusive or slot.load >= per_actor:
+            return None
+        if self.retries:
+            # A retried batch runs alone on its actor: if that actor dies, the batch is the
+            # only one charged an attempt, so an innocent item is never quarantined.
+            return (self.retries.popleft(), True) if slot.load == 0 else None
+        if self._next is None:
+            return None
+        batch, self._next = self._next, next(self._source, None)
+        return batch, False
+
+
 class Dispatcher:
-    """Feeds batches to actors, at most `batches_in_flight` each; collects final rows."""
+    """Feeds batches to actors, at most `batches_in_flight` each; collects final rows.
+
+    Actors start in the background and get work once ready; one that dies is replaced,
+    and the run goes on with the others while the replacement starts (or waits for a
+    node: after a node is lost there may be no room for it, and the rest still finish).
+    """
+
+    start_timeout_s = 1800.0  # no actor ready and nothing in flight for this long: give up
 
     def __init__(self, cluster: ClusterSettings, book: RetryBook, on_final: Callable, on_tick):
         self.cluster = cluster
         self.book = book
         self.on_final = on_final  # called with final ledger rows as they arrive
         self.on_tick = on_tick  # called about once a second (flush, heartbeat)
+        self.actor_pids: dict[int, int] = {}  # slot index -> pid of its ready actor
 
     def _new_actor(self, spec: WorkerSpec):
         import ray
@@ -84,53 +138,106 @@ class Dispatcher:
         )
         return actor_class.remote(spec)
 
-    def _start_actors(self, spec: WorkerSpec) -> list:
-        import ray
-
-        actors = [self._new_actor(spec) for _ in range(self.cluster.actors)]
-        try:
-            ray.get([actor.ready.remote() for actor in actors])
-        except ray.exceptions.RayActorError as exc:
-            raise ConfigError(f"render actor failed to start: {exc}") from exc
-        return actors
-
     def run(self, spec: WorkerSpec, batches: Iterable[Batch]) -> None:
         import ray
 
-        actors = self._start_actors(spec)
-        source = iter(batches)
-        retries: deque[Batch] = deque()
-        in_flight: dict = {}  # ObjectRef -> (actor slot, actor, batch)
-        load = [0] * len(actors)
+        slots = [_Slot(self._new_actor(spec)) for _ in range(max(1, self.cluster.actors))]
+        feed = _Feed(batches)
+        in_flight: dict = {}  # ObjectRef -> (slot, batch)
+        state = {"ever_ready": False, "start_failures": 0, "idle_since": time.monotonic()}
+        try:
+            while True:
+                self._dispatch(slots, feed, in_flight)
+                if not in_flight and feed.empty():
+                    return
+                starting = {s.ready_ref: s for s in slots if s.ready_ref is not None}
+                done, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=1.0)
+                self.on_tick()
+                for ref in done:
+                    if ref in starting:
+                        self._on_ready(spec, slots, starting[ref], state)
+                    else:
+                        self._on_done(spec, slots, feed, *in_flight.pop(ref), ref)
+                self._check_stalled(slots, in_flight, state)
+        finally:
+            for slot in slots:  # free their CPUs/GPUs now, also on an interrupt
+                _kill(slot.actor)
+
+    def _dispatch(self, slots, feed: _Feed, in_flight: dict) -> None:
+        """Round-robin, one batch per ready actor per pass, up to `batches_in_flight` each."""
         per_actor = max(1, self.cluster.batches_in_flight)
-        while True:
-            for slot, actor in enumerate(actors):
-                while load[slot] < per_actor:
-                    batch = retries.popleft() if retries else next(source, None)
-                    if batch is None:
-                        break
-                    in_flight[actor.process.remote(batch)] = (slot, actor, batch)
-                    load[slot] += 1
-            if not in_flight:
-                return
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-            self.on_tick()
-            for ref in done:
-                slot, actor, batch = in_flight.pop(ref)
-                load[slot] -= 1
-                try:
-                    final, again = self.book.on_results(batch, ray.get(ref))
-                except Exception as exc:  # noqa: BLE001 - only lost-batch errors are handled
-                    if type(exc).__name__ not in _LOST and not isinstance(
-                        exc, ray.exceptions.RayError
-                    ):
-                        raise
-                    final, again = self.book.on_crash(batch, _describe(exc))
-                    if actors[slot] is actor and _is_dead(exc):
-                        ray.kill(actor, no_restart=True)
-                        actors[slot] = self._new_actor(spec)
-                self.on_final(final)
-                retries.extend(again)
+        placed = True
+        while placed:
+            placed = False
+            for slot in slots:
+                taken = feed.take_for(slot, per_actor)
+                if taken is not None:
+                    batch, alone = taken
+                    in_flight[slot.actor.process.remote(batch)] = (slot, batch)
+                    slot.load += 1
+                    slot.exclusive = alone
+                    placed = True
+
+    def _on_ready(self, spec, slots, slot, state) -> None:
+        import ray
+
+        try:
+            pid = ray.get(slot.ready_ref)
+        except ray.exceptions.RayError as exc:
+            state["start_failures"] += 1
+            if not state["ever_ready"]:
+                raise ConfigError(f"render actor failed to start: {_describe(exc)}") from exc
+            if state["start_failures"] > 3 * len(slots) + 3:
+                raise PromptreelError(
+                    f"render actors keep failing to start ({state['start_failures']} times); "
+                    f"last: {_describe(exc)}"
+                ) from exc
+            self._replace(spec, slots, slot)
+            return
+        slot.ready_ref = None
+        state["ever_ready"] = True
+        self.actor_pids[slots.index(slot)] = pid
+
+    def _on_done(self, spec, slots, feed, slot, batch, ref) -> None:
+        import ray
+
+        slot.load -= 1
+        if slot.load == 0:
+            slot.exclusive = False
+        try:
+            final, again = self.book.on_results(batch, ray.get(ref))
+        except Exception as exc:  # noqa: BLE001 - only lost-batch errors are handled
+            if type(exc).__name__ not in _LOST and not isinstance(exc, ray.exceptions.RayError):
+                raise
+            final, again = self.book.on_crash(batch, _describe(exc))
+            if slot in slots and _is_dead(exc):
+                self._replace(spec, slots, slot)
+        self.on_final(final)
+        feed.retries.extend(again)
+
+    def _replace(self, spec, slots, slot) -> None:
+        _kill(slot.actor)
+        index = slots.index(slot)
+        self.actor_pids.pop(index, None)
+        slots[index] = _Slot(self._new_actor(spec))
+
+    def _check_stalled(self, slots, in_flight, state) -> None:
+        if in_flight or any(s.ready_ref is None for s in slots):
+            state["idle_since"] = time.monotonic()
+        elif time.monotonic() - state["idle_since"] > self.start_timeout_s:
+            raise PromptreelError(
+                f"no render actor could start for {self.start_timeout_s:.0f}s (not enough "
+                "CPUs/GPUs in the cluster?); finished work is saved, run again to resume"
+            )
+
+
+def _kill(actor) -> None:
+    import ray
+
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001 - already gone with its node
+        pass
 
 
 def _is_dead(exc: Exception) -> bool:

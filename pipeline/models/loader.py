@@ -22,7 +22,7 @@ def load_pipeline(ref: ModelRef, dtype: str = "float32", device: str = "cpu"):
         pipe = DiffusionPipeline.from_pretrained(
             model_location(ref),
             revision=ref.revision,
-            torch_dtype=getattr(torch, dtype),
+            dtype=getattr(torch, dtype),
             use_safetensors=True,  # never unpickle weights
         )
     except (OSError, ValueError) as exc:
