@@ -40,42 +40,100 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
         type=json.loads,
         default={},
         metavar="JSON",
-        help='fsspec options for the manifest and --out, e.g. \'{"anon": false}\'',
+        help="fsspec options for the manifest and --out, e.g. '{\"anon\": false}'",
     )
 
 
 def _add_render_args(parser: argparse.ArgumentParser) -> None:
     d_render, d_encode, d_cluster = RenderSettings(), EncodeSettings(), ClusterSettings()
     pixels = parser.add_argument_group("pixels (recorded in job.json; a resume must match)")
-    pixels.add_argument("--batch-size", type=int, default=d_render.batch_size, metavar="N",
-                        help="items per pipeline call; changes a few pixel values (default: %(default)s)")
-    pixels.add_argument("--threads", type=int, default=d_render.threads, metavar="N",
-                        help="torch threads per render actor, pinned (default: %(default)s)")
-    pixels.add_argument("--dtype", default=d_render.dtype,
-                        choices=("float32", "bfloat16", "float16"), help="(default: %(default)s)")
-    pixels.add_argument("--device", default=None, choices=("cpu", "cuda"),
-                        help="default: cuda when --gpus-per-actor > 0, else cpu")
-    pixels.add_argument("--format", default=d_encode.format, choices=("mp4", "webm", "gif"),
-                        help="clip container (default: %(default)s, H.264 yuv420p)")
+    pixels.add_argument(
+        "--batch-size",
+        type=int,
+        default=d_render.batch_size,
+        metavar="N",
+        help="items per pipeline call; changes a few pixel values (default: %(default)s)",
+    )
+    pixels.add_argument(
+        "--threads",
+        type=int,
+        default=d_render.threads,
+        metavar="N",
+        help="torch threads per render actor, pinned (default: %(default)s)",
+    )
+    pixels.add_argument(
+        "--dtype",
+        default=d_render.dtype,
+        choices=("float32", "bfloat16", "float16"),
+        help="(default: %(default)s)",
+    )
+    pixels.add_argument(
+        "--device",
+        default=None,
+        choices=("cpu", "cuda"),
+        help="default: cuda when --gpus-per-actor > 0, else cpu",
+    )
+    pixels.add_argument(
+        "--format",
+        default=d_encode.format,
+        choices=("mp4", "webm", "gif"),
+        help="clip container (default: %(default)s, H.264 yuv420p)",
+    )
     cluster = parser.add_argument_group("cluster (never changes pixels)")
-    cluster.add_argument("--address", default=None,
-                         help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)")
-    cluster.add_argument("--actors", type=int, default=d_cluster.actors, metavar="N",
-                         help="render actors, one loaded pipeline each (default: %(default)s)")
-    cluster.add_argument("--gpus-per-actor", type=float, default=d_cluster.gpus_per_actor,
-                         metavar="G", help="fractions allowed, e.g. 0.5 (default: %(default)s)")
-    cluster.add_argument("--cpus-per-actor", type=float, default=d_cluster.cpus_per_actor,
-                         metavar="C", help="(default: %(default)s)")
-    cluster.add_argument("--encode-workers", type=int, default=d_cluster.encode_workers,
-                         metavar="N", help="concurrent ffmpeg encodes per actor (default: %(default)s)")
+    cluster.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)",
+    )
+    cluster.add_argument(
+        "--actors",
+        type=int,
+        default=d_cluster.actors,
+        metavar="N",
+        help="render actors, one loaded pipeline each (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        default=d_cluster.gpus_per_actor,
+        metavar="G",
+        help="fractions allowed, e.g. 0.5 (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        default=d_cluster.cpus_per_actor,
+        metavar="C",
+        help="(default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--encode-workers",
+        type=int,
+        default=d_cluster.encode_workers,
+        metavar="N",
+        help="concurrent ffmpeg encodes per actor (default: %(default)s)",
+    )
     runs = parser.add_argument_group("resume and failures")
-    runs.add_argument("--max-retries", type=int, default=2, metavar="N",
-                      help="extra attempts for retriable failures (default: %(default)s)")
-    runs.add_argument("--retry-failed", action="store_true",
-                      help="render again the items a previous run recorded as failed")
-    runs.add_argument("--flush-interval", type=float, default=30.0, metavar="S",
-                      help="seconds between ledger checkpoints; a killed driver loses at most "
-                           "this much work (default: %(default)s)")
+    runs.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="extra attempts for retriable failures (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="render again the items a previous run recorded as failed",
+    )
+    runs.add_argument(
+        "--flush-interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between ledger checkpoints; a killed driver loses at most "
+        "this much work (default: %(default)s)",
+    )
     runs.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
     runs.add_argument("--inject-fault", action="append", default=[], help=argparse.SUPPRESS)
@@ -97,12 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="dry run: counts, shape buckets, done/pending")
     _add_manifest_args(plan)
     plan.add_argument("--out", default=None, help="run dir, to count what is already done")
-    plan.add_argument("--seconds-per-item", type=float, default=None, metavar="S",
-                      help="estimate GPU-hours at this rate (default: measured, if --out has one)")
+    plan.add_argument(
+        "--seconds-per-item",
+        type=float,
+        default=None,
+        metavar="S",
+        help="estimate GPU-hours at this rate (default: measured, if --out has one)",
+    )
     _add_render_args(plan)
 
-    render = commands.add_parser("render", help="render everything not yet done",
-                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    render = commands.add_parser(
+        "render",
+        help="render everything not yet done",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_manifest_args(render)
     render.add_argument("--out", required=True, help="run dir: a path or fsspec URL")
     _add_render_args(render)
@@ -112,10 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
     status.add_argument("--json", action="store_true", help="print JSON")
 
-    verify = commands.add_parser("verify", help="re-check clips against checksums and re-render a sample")
+    verify = commands.add_parser(
+        "verify", help="re-check clips against checksums and re-render a sample"
+    )
     verify.add_argument("run", help="run dir")
-    verify.add_argument("--sample", type=int, default=2, metavar="N",
-                        help="items to re-render and compare frames_sha256 (default: %(default)s)")
+    verify.add_argument(
+        "--sample",
+        type=int,
+        default=2,
+        metavar="N",
+        help="items to re-render and compare frames_sha256 (default: %(default)s)",
+    )
     verify.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
@@ -129,13 +203,21 @@ def config_from_args(args) -> RunConfig:
     return RunConfig(
         manifest=args.manifest,
         out=getattr(args, "out", None) or "",
-        render=RenderSettings(model=args.model, batch_size=args.batch_size, threads=args.threads,
-                              dtype=args.dtype, device=device),
+        render=RenderSettings(
+            model=args.model,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            dtype=args.dtype,
+            device=device,
+        ),
         encode=EncodeSettings(format=args.format),
-        cluster=ClusterSettings(address=args.address, actors=args.actors,
-                                gpus_per_actor=args.gpus_per_actor,
-                                cpus_per_actor=args.cpus_per_actor,
-                                encode_workers=args.encode_workers),
+        cluster=ClusterSettings(
+            address=args.address,
+            actors=args.actors,
+            gpus_per_actor=args.gpus_per_actor,
+            cpus_per_actor=args.cpus_per_actor,
+            encode_workers=args.encode_workers,
+        ),
         storage_options=args.storage_options,
         max_retries=args.max_retries,
         retry_failed=args.retry_failed,
@@ -156,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("\ninterrupted: finished work is saved; run the same command to resume",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: finished work is saved; run the same command to resume", file=sys.stderr
+        )
         return 130
 
 

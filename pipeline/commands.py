@@ -23,8 +23,10 @@ def cmd_validate(args) -> int:
         strict_seeds=args.strict_seeds,
     )
     _print_warnings(manifest)
-    print(f"ok: {manifest.table.num_rows} rows valid"
-          + (f", {len(manifest.warnings)} warning(s)" if manifest.warnings else ""))
+    print(
+        f"ok: {manifest.table.num_rows} rows valid"
+        + (f", {len(manifest.warnings)} warning(s)" if manifest.warnings else "")
+    )
     return 0
 
 
@@ -43,12 +45,20 @@ def cmd_plan(args) -> int:
     batches = 0
     for batch in plan.batches(todo):
         first = batch.items[0]
-        shape = (first.model, first.width, first.height, first.num_frames, first.num_inference_steps)
+        shape = (
+            first.model,
+            first.width,
+            first.height,
+            first.num_frames,
+            first.num_inference_steps,
+        )
         buckets[shape] += len(batch.items)
         batches += 1
-    print(f"rows: {plan.rows.num_rows}  distinct items: {plan.items.num_rows}  "
-          f"done: {plan.items.num_rows - len(todo)}  pending: {len(todo)}  "
-          f"batches of {config.render.batch_size}: {batches}")
+    print(
+        f"rows: {plan.rows.num_rows}  distinct items: {plan.items.num_rows}  "
+        f"done: {plan.items.num_rows - len(todo)}  pending: {len(todo)}  "
+        f"batches of {config.render.batch_size}: {batches}"
+    )
     for (model, width, height, frames, steps), count in sorted(buckets.items()):
         print(f"  {model}  {width}x{height}x{frames}  {steps} steps: {count} pending")
     if args.seconds_per_item:
@@ -101,8 +111,11 @@ def _print_result(result) -> None:
         f"  report:  {run.uri(run.report)}"
     )
     if counts.get("failed"):
-        print("some items failed: see the `error` column of the catalog; "
-              "`--retry-failed` renders them again", file=sys.stderr)
+        print(
+            "some items failed: see the `error` column of the catalog; "
+            "`--retry-failed` renders them again",
+            file=sys.stderr,
+        )
 
 
 def cmd_status(args) -> int:
@@ -131,8 +144,10 @@ def cmd_verify(args) -> int:
     problems, checked, sampled = verify_run(RunDir(args.run, args.storage_options), args.sample)
     for problem in problems:
         print(f"MISMATCH {problem}")
-    print(f"checked {checked} clip(s) against sha256; re-rendered {sampled} and compared "
-          f"frames_sha256: {len(problems)} problem(s)")
+    print(
+        f"checked {checked} clip(s) against sha256; re-rendered {sampled} and compared "
+        f"frames_sha256: {len(problems)} problem(s)"
+    )
     return 3 if problems else 0
 
 

@@ -15,15 +15,27 @@ DEMO_ROWS = [
     {"id": "city", "prompt": "timelapse of a city at night, neon", "seed": 1234},
     {"id": "tea", "prompt": "steam rising from a cup of tea ☕", "seed": 99},
     {"id": "fox-wide", "prompt": "a fox in the snow", "seed": 5, "width": 96, "num_frames": 13},
-    {"id": "waves-wide", "prompt": "waves on a beach at sunset", "seed": 6, "width": 96,
-     "num_frames": 13},
+    {
+        "id": "waves-wide",
+        "prompt": "waves on a beach at sunset",
+        "seed": 6,
+        "width": 96,
+        "num_frames": 13,
+    },
 ]
 
 
 def demo_table() -> pa.Table:
     rows = [{"width": None, "num_frames": None, **row} for row in DEMO_ROWS]
-    schema = pa.schema([("id", pa.string()), ("prompt", pa.string()), ("seed", pa.uint64()),
-                        ("width", pa.int64()), ("num_frames", pa.int64())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("prompt", pa.string()),
+            ("seed", pa.uint64()),
+            ("width", pa.int64()),
+            ("num_frames", pa.int64()),
+        ]
+    )
     return pa.Table.from_pylist(rows, schema=schema)
 
 

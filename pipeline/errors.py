@@ -25,7 +25,9 @@ class ManifestError(PromptreelError):
         lines = [str(p) for p in self.problems[:50]]
         if len(self.problems) > 50:
             lines.append(f"... and {len(self.problems) - 50} more")
-        super().__init__(f"{len(self.problems)} problem(s) in the manifest:\n  " + "\n  ".join(lines))
+        super().__init__(
+            f"{len(self.problems)} problem(s) in the manifest:\n  " + "\n  ".join(lines)
+        )
 
 
 class EncodeError(PromptreelError):

@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.storage import RunDir
+from pipeline.storage import TMP_PREFIX, RunDir
+
+READ_ATTEMPTS = 5  # a reader racing a compaction re-lists the parts
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -49,8 +51,9 @@ def latest_per_key(table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
     indexed = table.append_column("_order", pa.array(range(table.num_rows), pa.int64()))
-    last = indexed.group_by("key", use_threads=False).aggregate([("_order", "max")])
-    return table.take(pc.sort_indices(last["_order_max"]))
+    last = indexed.group_by("key", use_threads=False).aggregate([("_order", "max")])["_order_max"]
+    # The row positions themselves, in write order (not the positions of the sorted values).
+    return table.take(last.take(pc.sort_indices(last)))
 
 
 class Ledger:
@@ -79,8 +82,18 @@ class Ledger:
         return sorted(p for p in names if p.rsplit("/", 1)[-1].startswith("part-"))
 
     def read(self) -> pa.Table:
-        """Every key's latest result so far."""
-        parts = [pq.read_table(io.BytesIO(self.run.fs.cat_file(p))) for p in self.part_paths()]
+        """Every key's latest result so far. Safe while a driver appends or compacts."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                parts = [
+                    pq.read_table(io.BytesIO(self.run.fs.cat_file(p))) for p in self.part_paths()
+                ]
+                break
+            except FileNotFoundError:
+                # A compaction removed a listed part; its rows are in the newer part.
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
         if not parts:
             return LEDGER_SCHEMA.empty_table()
         table = pa.concat_tables([p.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA) for p in parts])
@@ -110,4 +123,15 @@ class Ledger:
             self.run.write(self._part_path(), _to_parquet(table))
             for path in paths:
                 self.run.fs.rm_file(path)
+        self._remove_temp_files()
         return table
+
+    def _remove_temp_files(self) -> None:
+        """Temp files of a write that a killed driver never finished (we hold the lock)."""
+        try:
+            names = self.run.fs.ls(self.run.ledger_dir, detail=False)
+        except FileNotFoundError:
+            return
+        for path in names:
+            if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                self.run.fs.rm_file(path)

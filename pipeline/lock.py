@@ -1,7 +1,10 @@
 """One driver per run dir: a lock file with a heartbeat that a dead driver cannot hold.
 
-The lock is stale when its heartbeat is older than `ttl_s`, or at once when it names a
-process on this host that no longer exists. A stale lock is taken over.
+On the lock holder's own host its process is checked directly: the lock is stale at
+once when that process is gone (or a zombie), and never while it lives (a driver
+that waits minutes for its actors to load a model keeps its run dir). From another
+host only the heartbeat can be seen: the lock is stale when it is older than the
+holder's `ttl_s`. A stale lock is taken over.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from pipeline.storage import RunDir
 
 
 def _process_start(pid: int) -> float | None:
+    """Start time of a live process, None if it is gone (a zombie counts as gone)."""
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
 
@@ -35,6 +42,7 @@ class DriverLock:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "pid_started": _process_start(os.getpid()),
+            "ttl_s": ttl_s,
         }
 
     def holder(self) -> dict | None:
@@ -42,17 +50,19 @@ class DriverLock:
         if data is None:
             return None
         try:
-            return json.loads(data)
+            holder = json.loads(data)
         except ValueError:
             return {}  # a torn or foreign file: treat as stale
+        return holder if isinstance(holder, dict) else {}
 
     def is_stale(self, holder: dict) -> bool:
-        if not holder or time.time() - holder.get("heartbeat", 0) > self.ttl_s:
+        if not holder:
             return True
-        if holder.get("host") == self.record["host"]:
+        if holder.get("host") == self.record["host"] and holder.get("pid_started") is not None:
             started = _process_start(holder.get("pid", -1))
             return started is None or started != holder.get("pid_started")
-        return False
+        ttl_s = holder.get("ttl_s") or self.ttl_s
+        return time.time() - holder.get("heartbeat", 0) > ttl_s
 
     def acquire(self) -> None:
         holder = self.holder()
@@ -70,8 +80,13 @@ class DriverLock:
             raise ConfigError(f"another driver took the lock on {self.run.url} just now")
 
     def heartbeat(self) -> None:
-        self.run.write(self.run.lock, json.dumps({**self.record, "heartbeat": time.time()}).encode())
+        self.run.write(
+            self.run.lock, json.dumps({**self.record, "heartbeat": time.time()}).encode()
+        )
 
     def release(self) -> None:
         if (self.holder() or {}).get("token") == self.token:
-            self.run.fs.rm_file(self.run.lock)
+            try:
+                self.run.fs.rm_file(self.run.lock)
+            except FileNotFoundError:
+                pass

@@ -146,21 +146,20 @@ def _read_jsonl(lines) -> pa.Table:
     return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
 
 
-def _as_text(value, exact_floats: bool = False):
-    if value is None or isinstance(value, str):
-        return value
-    if exact_floats and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _jsonl_column(name: str, values: list) -> pa.Array:
-    if name in TEXT_COLUMNS:  # a seed given as a JSON int becomes its exact decimal string
-        return pa.array([_as_text(v, name == "seed") for v in values], pa.string())
-    try:
-        return pa.array(values)
-    except (pa.ArrowException, OverflowError, TypeError, ValueError):  # mixed types: keep as text
-        return pa.array([_as_text(v) for v in values], pa.string())
+    def text(value):
+        if value is None or isinstance(value, str):
+            return value
+        if name == "seed" and isinstance(value, float) and value.is_integer() and value < 2**53:
+            return str(int(value))  # an exact integral float seed, like 7.0
+        return json.dumps(value, ensure_ascii=False)  # a seed given as a JSON int stays exact
+
+    if name not in TEXT_COLUMNS:
+        try:
+            return pa.array(values)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            pass  # mixed types: keep as text; validation says which cells are wrong
+    return pa.array([text(value) for value in values], pa.string())
 
 
 def load(url: str, storage_options: dict | None = None, **options) -> ValidatedManifest:
@@ -264,19 +263,15 @@ class _Problems:
 
 
 def _column_problems(names: list[str]) -> list[RowProblem]:
-    problems = [
-        RowProblem(None, None, name, f"column {name!r} is required")
-        for name in ("prompt", "seed")
-        if name not in names
+    found = [(name, "is required") for name in ("prompt", "seed") if name not in names]
+    found += [
+        (name, "appears more than once") for name in dict.fromkeys(names) if names.count(name) > 1
     ]
-    for name in sorted({name for name in names if names.count(name) > 1}):
-        problems.append(RowProblem(None, None, name, f"column {name!r} appears more than once"))
     for name in names:
         if name in RESERVED_COLUMNS or name == "row":
             what = "the manifest row number" if name == "row" else "the catalog output"
-            message = f"column {name!r} is reserved for {what}; rename it"
-            problems.append(RowProblem(None, None, name, message))
-    return problems
+            found.append((name, f"is reserved for {what}; rename it"))
+    return [RowProblem(None, None, name, f"column {name!r} {what}") for name, what in found]
 
 
 def validate(
@@ -318,18 +313,10 @@ def validate(
         _to_text(table, "negative_prompt"),
         pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
     )
-    out = pa.table(
-        {
-            "row": pa.array(np.arange(n, dtype=np.int64)),
-            "id": ids,
-            "prompt": prompt,
-            "negative_prompt": negative,
-            "seed": pa.array(seeds, pa.uint64()),
-            "model": models,
-            **{name: pa.array(values) for name, values in params.items()},
-        }
-    )
-    aliases = _seed_aliases(out.filter(pa.array(~problems.rows())), strict_seeds)
+    columns = [np.arange(n, dtype=np.int64), ids, prompt, negative, pa.array(seeds, pa.uint64())]
+    columns += [models, *params.values()]  # OUTPUT_COLUMNS order
+    out = pa.Table.from_arrays(columns, names=list(OUTPUT_COLUMNS))
+    aliases = _seed_aliases(out, ~problems.rows(), strict_seeds)
     if strict_seeds:
         problems.items.extend(aliases)
     if problems.items:
@@ -344,9 +331,12 @@ def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:
     """Each repeat of a given id is a problem naming the first row with that id."""
     codes = pc.fill_null(pc.dictionary_encode(ids).combine_chunks().indices, -1)
     codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
-    given = np.flatnonzero(codes >= 0)
-    first_row = given[np.unique(codes[given], return_index=True)[1]]  # codes are 0..k-1
-    repeated = given[first_row[codes[given]] != given]
+    # Codes number the distinct ids in order of first appearance: a row is a first use
+    # exactly when its code exceeds every code before it.
+    seen = np.maximum.accumulate(np.concatenate([[-1], codes]))[:-1]
+    first = codes > seen
+    first_row = np.flatnonzero(first)  # indexed by code
+    repeated = np.flatnonzero((codes >= 0) & ~first)
     values = ids.take(pa.array(repeated)).to_pylist()
     firsts = first_row[codes[repeated]]
     messages = [
@@ -389,20 +379,17 @@ def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) 
                 problems.extend([row], name, [f"expected {expectation}"])
 
 
-def _seed_aliases(table: pa.Table, strict: bool) -> list[RowProblem]:
-    """Rows with the same request whose different seeds agree modulo 2**32."""
+def _seed_aliases(table: pa.Table, ok: np.ndarray, strict: bool) -> list[RowProblem]:
+    """Rows (among the `ok` ones) with the same request and different seeds equal mod 2**32."""
     seeds = table["seed"].to_numpy()
     low = seeds % np.uint64(SEED_SPACE)
-    if not (seeds != low).any():  # every seed below 2**32: no two can alias
+    # Only rows whose low 32 bits are shared by two distinct seeds can alias: usually none.
+    distinct = np.sort(pc.unique(pa.array(seeds[ok])).to_numpy() % np.uint64(SEED_SPACE))
+    shared = pa.array(distinct[1:][distinct[1:] == distinct[:-1]])
+    if not len(shared):
         return []
-    counts = pa.table({"low": low, "seed": seeds}).group_by("low", use_threads=False)
-    counts = counts.aggregate([("seed", "count_distinct")])
-    shared = counts.filter(pc.greater(counts["seed_count_distinct"], 1))["low"]
-    table = table.append_column("low", pa.array(low)).filter(
-        pc.is_in(pa.array(low), value_set=shared.combine_chunks())
-    )
-    if not table.num_rows:
-        return []
+    candidates = ok & _mask(pc.is_in(pa.array(low), value_set=shared))
+    table = table.append_column("low", pa.array(low)).filter(pa.array(candidates))
     request = ["prompt", "negative_prompt", "low", "model", *INT_PARAMS, *FLOAT_PARAMS]
     firsts = table.group_by(request, use_threads=False).aggregate([("row", "min")])
     joined = table.select(["row", "seed", *request]).join(firsts, request, use_threads=False)

@@ -109,7 +109,8 @@ def request_key(fields: list, model_fp: str) -> str:
 def compute_keys(table: pa.Table) -> list[str]:
     """Key of each row: hash of the canonical request as the generator sees it."""
     fingerprints = {
-        spec: model_fingerprint(resolve_model(spec)) for spec in pc.unique(table["model"]).to_pylist()
+        spec: model_fingerprint(resolve_model(spec))
+        for spec in pc.unique(table["model"]).to_pylist()
     }
     columns = [
         table["prompt"].to_pylist(),

@@ -47,13 +47,13 @@ class EmbeddingCache:
 class Renderer:
     """Holds one loaded pipeline; renders one planned batch per call."""
 
-    def __init__(self, model: str, settings: RenderSettings, faults: Faults = Faults()):
+    def __init__(self, model: str, settings: RenderSettings, faults: Faults | None = None):
         import torch
 
         # Pinned, not inherited: the thread count changes a few uint8 values.
         torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.faults = faults
+        self.faults = faults or Faults()
         self.ref = resolve_model(model)
         self.pipe = load_pipeline(self.ref, settings.dtype, settings.device)
         self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None

@@ -9,11 +9,11 @@ import pyarrow.compute as pc
 
 from pipeline.catalog import read_catalog
 from pipeline.config import RenderSettings
-from pipeline.encode import frames_sha256
-from pipeline.errors import ConfigError
+from pipeline.encode import decode_clip, frames_sha256
+from pipeline.errors import ConfigError, EncodeError
 from pipeline.plan import ITEM_FIELDS, Batch, Item
 from pipeline.render import Renderer
-from pipeline.storage import RunDir, open_fs
+from pipeline.storage import TMP_PREFIX, RunDir, open_fs
 
 
 def verify_run(run: RunDir, sample: int) -> tuple[list[str], int, int]:
@@ -23,24 +23,42 @@ def verify_run(run: RunDir, sample: int) -> tuple[list[str], int, int]:
         raise ConfigError(f"{run.url} has no catalog.parquet yet: finish the run first")
     ok = catalog.filter(pc.equal(catalog["status"], "ok"))
     problems = []
+    clips: dict[str, bytes] = {}
     for row in ok.select(["id", "uri", "sha256"]).to_pylist():
         fs, path = open_fs(row["uri"], run.storage_options)
         try:
-            digest = hashlib.sha256(fs.cat_file(path)).hexdigest()
+            data = fs.cat_file(path)
         except FileNotFoundError:
             problems.append(f"id {row['id']!r}: clip missing at {row['uri']}")
             continue
+        digest = hashlib.sha256(data).hexdigest()
         if digest != row["sha256"]:
             problems.append(f"id {row['id']!r}: sha256 {digest} != catalog {row['sha256']}")
-    sampled = _rerender_sample(run, ok, sample, problems)
+        clips[row["id"]] = data
+    problems += _stray_files(run, set(ok["uri"].to_pylist()))
+    sampled = _rerender_sample(run, ok, sample, problems, clips)
     return problems, ok.num_rows, sampled
 
 
-def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str]) -> int:
+def _stray_files(run: RunDir, referenced: set[str]) -> list[str]:
+    """Files under clips/ that no ok catalog row refers to, and temp files of a crash."""
+    try:
+        paths = run.fs.find(run.path("clips"))
+    except FileNotFoundError:
+        return []
+    problems = []
+    for path in paths:
+        if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+            problems.append(f"temp file left by a crash: {run.uri(path)}")
+        elif run.uri(path) not in referenced:
+            problems.append(f"clip not in the catalog: {run.uri(path)}")
+    return problems
+
+
+def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str], clips: dict) -> int:
     if sample <= 0 or ok.num_rows == 0:
         return 0
     job = json.loads(run.read_bytes(run.job_json))
-    settings = RenderSettings(**{**job["render"], "model": ok["model"][0].as_py()})
     # Evenly spaced rows, so the sample is deterministic and spans the catalog.
     step = max(1, ok.num_rows // sample)
     rows = ok.take(list(range(0, ok.num_rows, step))[:sample]).to_pylist()
@@ -48,10 +66,24 @@ def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str]) -> int:
     for row in rows:
         model = row["model"]
         if model not in renderers:
-            renderers[model] = Renderer(model, settings)
+            renderers[model] = Renderer(model, RenderSettings(**{**job["render"], "model": model}))
         item = Item(**{name: row[name] for name in ITEM_FIELDS})
-        frames = renderers[model].render(Batch((item,), settings.batch_size))[0]
+        frames = renderers[model].render(Batch((item,), renderers[model].settings.batch_size))[0]
         got = frames_sha256(frames) if not isinstance(frames, Exception) else f"error {frames}"
         if got != row["frames_sha256"]:
             problems.append(f"id {row['id']!r}: re-rendered frames_sha256 {got} != catalog")
+        if row["id"] in clips:
+            problems += _decode_problems(row, clips[row["id"]])
     return len(rows)
+
+
+def _decode_problems(row: dict, data: bytes) -> list[str]:
+    """The clip decodes to the catalog's frame count and size."""
+    try:
+        decoded = decode_clip(data)
+    except EncodeError as exc:
+        return [f"id {row['id']!r}: clip does not decode: {exc}"]
+    expected = (row["num_frames"], row["height"], row["width"], 3)
+    if decoded.shape != expected:
+        return [f"id {row['id']!r}: clip decodes to {decoded.shape}, expected {expected}"]
+    return []

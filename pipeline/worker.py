@@ -85,7 +85,11 @@ class BatchWorker:
             return outcome(item.key, RETRIABLE if frames.retriable else FATAL, str(frames))
         spec = self.spec
         started = time.perf_counter()
-        extra = {"vcodec": "promptreel-injected-fault"} if spec.faults.hits("encode", item.prompt) else None
+        extra = (
+            {"vcodec": "promptreel-injected-fault"}
+            if spec.faults.hits("encode", item.prompt)
+            else None
+        )
         try:
             data = encode_clip(frames, item.fps, spec.encode, extra)
         except EncodeError as exc:

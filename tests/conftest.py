@@ -24,8 +24,7 @@ def ray_local():
     """One local Ray for the in-process tests (4 logical CPUs: 2 actors + headroom)."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
 
@@ -38,16 +37,22 @@ def write_manifest(path: Path, rows: list[dict], schema: pa.Schema | None = None
 
 
 def prompt_rows(count: int, prefix: str = "prompt", **params) -> list[dict]:
-    return [{"id": f"{prefix}-{i}", "prompt": f"{prefix} number {i}", "seed": 1000 + i, **params}
-            for i in range(count)]
+    return [
+        {"id": f"{prefix}-{i}", "prompt": f"{prefix} number {i}", "seed": 1000 + i, **params}
+        for i in range(count)
+    ]
 
 
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None, **kwargs):
     """Run `python -m pipeline ARGS` as a real subprocess (its own Ray)."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *map(str, args)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})}, **kwargs,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kwargs,
     )
 
 

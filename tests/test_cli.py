@@ -20,19 +20,32 @@ def test_help_teaches_commands_and_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["render", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--batch-size", "--threads", "--actors", "--gpus-per-actor", "--cpus-per-actor",
-                 "--format", "--max-retries", "--retry-failed", "--model", "--flush-interval"):
+    for flag in (
+        "--batch-size",
+        "--threads",
+        "--actors",
+        "--gpus-per-actor",
+        "--cpus-per-actor",
+        "--format",
+        "--max-retries",
+        "--retry-failed",
+        "--model",
+        "--flush-interval",
+    ):
         assert flag in out
     assert "--inject-fault" not in out  # test-only
 
 
 def test_validate_reports_bad_rows_with_exit_2(tmp_path, capsys):
-    rows = [{"id": "fine", "prompt": "ok", "seed": "1"},
-            {"id": "empty", "prompt": "  ", "seed": "2"},
-            {"id": "neg", "prompt": "x", "seed": "-3"}]
+    rows = [
+        {"id": "fine", "prompt": "ok", "seed": "1"},
+        {"id": "empty", "prompt": "  ", "seed": "2"},
+        {"id": "neg", "prompt": "x", "seed": "-3"},
+    ]
     manifest = tmp_path / "m.csv"
-    manifest.write_text("id,prompt,seed\n" + "".join(f"{r['id']},{r['prompt']},{r['seed']}\n"
-                                                    for r in rows))
+    manifest.write_text(
+        "id,prompt,seed\n" + "".join(f"{r['id']},{r['prompt']},{r['seed']}\n" for r in rows)
+    )
     assert main(["validate", str(manifest)]) == 2
     err = capsys.readouterr().err
     assert "row 1 (id 'empty')" in err and "prompt" in err
@@ -40,8 +53,9 @@ def test_validate_reports_bad_rows_with_exit_2(tmp_path, capsys):
 
 
 def test_render_of_a_bad_manifest_writes_nothing(tmp_path):
-    manifest = write_manifest(tmp_path / "m.parquet",
-                              [{"prompt": "ok", "seed": 1, "num_frames": 10}])
+    manifest = write_manifest(
+        tmp_path / "m.parquet", [{"prompt": "ok", "seed": 1, "num_frames": 10}]
+    )
     result = run_cli("render", manifest, "--out", tmp_path / "run", "--no-progress")
     assert result.returncode == 2, result.stderr
     assert "4k+1" in result.stderr
@@ -49,10 +63,13 @@ def test_render_of_a_bad_manifest_writes_nothing(tmp_path):
 
 
 def test_plan_is_a_dry_run_with_counts(tmp_path, capsys):
-    manifest = write_manifest(tmp_path / "m.parquet",
-                              prompt_rows(5) + prompt_rows(2, "wide", width=96))
-    assert main(["plan", str(manifest), "--out", str(tmp_path / "run"),
-                 "--seconds-per-item", "36"]) == 0
+    manifest = write_manifest(
+        tmp_path / "m.parquet", prompt_rows(5) + prompt_rows(2, "wide", width=96)
+    )
+    assert (
+        main(["plan", str(manifest), "--out", str(tmp_path / "run"), "--seconds-per-item", "36"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "distinct items: 7" in out and "pending: 7" in out and "batches of 4: 3" in out
     assert "0.07 GPU-hours" in out

@@ -21,8 +21,19 @@ def two_shape_run(tmp_path_factory, ray_local):
     for row in rows:
         row["source"] = f"src/{row['id']}"  # passthrough column
     manifest = write_manifest(tmp / "m.parquet", rows)
-    code = main(["render", str(manifest), "--out", str(tmp / "run"), "--actors", "2",
-                 "--batch-size", "4", "--no-progress"])
+    code = main(
+        [
+            "render",
+            str(manifest),
+            "--out",
+            str(tmp / "run"),
+            "--actors",
+            "2",
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ]
+    )
     return tmp / "run", rows, code
 
 
@@ -81,8 +92,17 @@ def test_second_run_renders_nothing(two_shape_run, capsys):
 def test_forced_encode_failure_is_a_failed_row_with_ffmpegs_message(tmp_path, ray_local, capsys):
     rows = prompt_rows(6, "enc")
     manifest = write_manifest(tmp_path / "m.parquet", rows)
-    code = main(["render", str(manifest), "--out", str(tmp_path / "run"), "--no-progress",
-                 "--inject-fault", "encode:enc number 2"])
+    code = main(
+        [
+            "render",
+            str(manifest),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--inject-fault",
+            "encode:enc number 2",
+        ]
+    )
     assert code == 3
     catalog = read_catalog(tmp_path / "run").to_pylist()
     failed = [r for r in catalog if r["status"] == "failed"]

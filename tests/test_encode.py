@@ -21,7 +21,9 @@ def frames():
 def test_roundtrip_shape_and_reproducible_bytes(frames, fmt):
     settings = EncodeSettings(format=fmt)
     data = encode_clip(frames, 8, settings)
-    assert hashlib.sha256(data).digest() == hashlib.sha256(encode_clip(frames, 8, settings)).digest()
+    assert (
+        hashlib.sha256(data).digest() == hashlib.sha256(encode_clip(frames, 8, settings)).digest()
+    )
     assert decode_clip(data).shape == frames.shape
 
 

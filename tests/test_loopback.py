@@ -34,10 +34,19 @@ ray.shutdown()
 
 
 def test_local_ray_binds_and_talks_on_loopback_only():
-    env_free = {k: v for k, v in __import__("os").environ.items()
-                if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}  # promptreel must set it itself
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True,
-                            text=True, timeout=180, env=env_free)
+    env_free = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    }  # promptreel must set it itself
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env_free,
+    )
     assert result.returncode == 0, result.stderr
     addresses = json.loads(result.stdout.strip().splitlines()[-1])
     assert any(kind == "listen" for kind, _ in addresses)

@@ -14,9 +14,11 @@ RAT_SEED = 3048053658270753
 
 
 def _render(tmp, name, rows, *extra):
-    manifest = write_manifest(tmp / f"{name}.parquet", rows,
-                              pa.schema([("id", pa.string()), ("prompt", pa.string()),
-                                         ("seed", pa.uint64())]))
+    manifest = write_manifest(
+        tmp / f"{name}.parquet",
+        rows,
+        pa.schema([("id", pa.string()), ("prompt", pa.string()), ("seed", pa.uint64())]),
+    )
     code = main(["render", str(manifest), "--out", str(tmp / name), "--no-progress", *extra])
     assert code == 0
     return {r["id"]: r for r in read_catalog(tmp / name).to_pylist()}
@@ -25,9 +27,11 @@ def _render(tmp, name, rows, *extra):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, ray_local):
     tmp = tmp_path_factory.mktemp("pixels")
-    first = [{"id": "rat", "prompt": RAT, "seed": RAT_SEED},
-             {"id": "rat-7", "prompt": RAT, "seed": 7},
-             {"id": "other", "prompt": "a red boat", "seed": 1}]
+    first = [
+        {"id": "rat", "prompt": RAT, "seed": RAT_SEED},
+        {"id": "rat-7", "prompt": RAT, "seed": 7},
+        {"id": "other", "prompt": "a red boat", "seed": 1},
+    ]
     # Other batch-mates, another order, the rat last in a padded batch.
     second = [{"id": f"x{i}", "prompt": f"filler {i}", "seed": i} for i in range(4)]
     second.append({"id": "rat", "prompt": RAT, "seed": RAT_SEED})
@@ -64,8 +68,15 @@ def test_catalog_matches_a_plain_diffusers_call(runs):
     pipe = DiffusionPipeline.from_pretrained(ensure_tiny_model())
     prompts = [RAT, "unrelated", "prompts", "here"]
     seeds = [RAT_SEED, 11, 12, 13]
-    out = pipe(prompt=prompts, height=64, width=64, num_frames=9, num_inference_steps=4,
-               guidance_scale=5.0, output_type="np",
-               generator=[torch.Generator("cpu").manual_seed(s) for s in seeds]).frames
+    out = pipe(
+        prompt=prompts,
+        height=64,
+        width=64,
+        num_frames=9,
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        output_type="np",
+        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+    ).frames
     frames = (out[0].clip(0, 1) * 255).round().astype("uint8")
     assert frames_sha256(frames) == runs["a"]["rat"]["frames_sha256"]

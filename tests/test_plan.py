@@ -25,8 +25,15 @@ def test_key_ignores_row_order_id_and_passthrough():
 def test_key_changes_with_every_request_field():
     base = {"prompt": "p", "seed": 1}
     variants = [
-        {}, {"prompt": "p "}, {"seed": 2}, {"negative_prompt": "blur"}, {"height": 80},
-        {"width": 80}, {"num_frames": 13}, {"fps": 12}, {"num_inference_steps": 3},
+        {},
+        {"prompt": "p "},
+        {"seed": 2},
+        {"negative_prompt": "blur"},
+        {"height": 80},
+        {"width": 80},
+        {"num_frames": 13},
+        {"fps": 12},
+        {"num_inference_steps": 3},
         {"guidance_scale": 4.0},
     ]
     keys = [_plan([{**base, **v}]).rows["key"][0].as_py() for v in variants]
@@ -41,8 +48,11 @@ def test_seeds_equal_modulo_2_32_share_a_key_and_render_once():
 
 
 def test_derived_ids_are_stable_and_unique_for_repeats():
-    rows = [{"prompt": "p", "seed": 1}, {"prompt": "p", "seed": 1}, {"id": "mine", "prompt": "q",
-                                                                     "seed": 1}]
+    rows = [
+        {"prompt": "p", "seed": 1},
+        {"prompt": "p", "seed": 1},
+        {"id": "mine", "prompt": "q", "seed": 1},
+    ]
     first = _plan(rows).rows["id"].to_pylist()
     assert first == _plan(rows).rows["id"].to_pylist()
     assert first[0] != first[1] and first[1].startswith(first[0]) and first[1].endswith("-1")
@@ -55,7 +65,10 @@ def test_batches_group_by_shape_sort_by_key_and_pad():
     plan = _plan(rows)
     batches = list(plan.batches())
     assert [len(b.items) for b in batches] == [4, 2, 3] or [len(b.items) for b in batches] == [
-        3, 4, 2]
+        3,
+        4,
+        2,
+    ]
     for batch in batches:
         assert len({(i.width, i.height, i.num_frames) for i in batch.items}) == 1
         assert list(batch.keys) == sorted(batch.keys)
@@ -78,8 +91,12 @@ def test_fingerprint_names_what_differs():
     assert "render.threads" in differences and "encode.format" in differences
     assert fingerprint_differences(a, job_fingerprint(RenderSettings(), EncodeSettings())) == []
     # Not pixel settings: the embedding cache changes nothing recorded.
-    assert fingerprint_differences(a, job_fingerprint(RenderSettings(embedding_cache=0),
-                                                      EncodeSettings())) == []
+    assert (
+        fingerprint_differences(
+            a, job_fingerprint(RenderSettings(embedding_cache=0), EncodeSettings())
+        )
+        == []
+    )
 
 
 def test_batch_padding_uses_copies_of_the_last_item():

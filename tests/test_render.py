@@ -17,8 +17,16 @@ from pipeline.worker import BatchWorker, WorkerSpec
 
 
 def _item(prompt, seed, key=None, **params):
-    fields = dict(negative_prompt="", model="tiny", height=64, width=64, num_frames=9, fps=8.0,
-                  num_inference_steps=4, guidance_scale=5.0)
+    fields = dict(
+        negative_prompt="",
+        model="tiny",
+        height=64,
+        width=64,
+        num_frames=9,
+        fps=8.0,
+        num_inference_steps=4,
+        guidance_scale=5.0,
+    )
     fields.update(params)
     return Item(key or f"{prompt}-{seed}", prompt, fields.pop("negative_prompt"), seed, **fields)
 
