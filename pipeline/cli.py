@@ -74,6 +74,18 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         help="default: cuda when --gpus-per-actor > 0, else cpu",
     )
     pixels.add_argument(
+        "--compile", action="store_true", help="regional torch.compile (GPU; changes pixels)"
+    )
+    pixels.add_argument(
+        "--offload",
+        default="none",
+        choices=("none", "model", "sequential"),
+        help="CPU offload for big models on small GPUs (same pixels, slower)",
+    )
+    pixels.add_argument(
+        "--vae-tiling", action="store_true", help="decode in tiles: less memory, changes pixels"
+    )
+    pixels.add_argument(
         "--format",
         default=d_encode.format,
         choices=("mp4", "webm", "gif"),
@@ -209,6 +221,9 @@ def config_from_args(args) -> RunConfig:
             threads=args.threads,
             dtype=args.dtype,
             device=device,
+            compile=args.compile,
+            offload=args.offload,
+            vae_tiling=args.vae_tiling,
         ),
         encode=EncodeSettings(format=args.format),
         cluster=ClusterSettings(

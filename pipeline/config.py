@@ -30,6 +30,10 @@ class RenderSettings:
     threads: int = 2  # torch threads per render actor: pinned, it changes pixels
     dtype: str = "float32"
     device: str = "cpu"
+    # GPU options for real checkpoints; all recorded in the fingerprint (see docs/design.md).
+    compile: bool = False  # regional torch.compile of the transformer's repeated blocks
+    offload: str = "none"  # "model" | "sequential" | "none"
+    vae_tiling: bool = False
     # Reuse text embeddings of repeated prompts inside an actor (pixel-identical).
     embedding_cache: int = 256
 

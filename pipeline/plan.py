@@ -89,7 +89,7 @@ class Plan:
             items = items.filter(pc.equal(items["model"], model))
         chunk: list[Item] = []
         bucket = None
-        for record in items.select(ITEM_FIELDS).to_pylist():
+        for record in _records(items.select(ITEM_FIELDS)):
             item = Item(**record)
             item_bucket = tuple(record[name] for name in BUCKET_FIELDS)
             if chunk and (item_bucket != bucket or len(chunk) == self.batch_size):
@@ -106,29 +106,35 @@ def request_key(fields: list, model_fp: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:KEY_LENGTH]
 
 
-def compute_keys(table: pa.Table) -> list[str]:
+def _records(table: pa.Table, chunk_rows: int = 65536):
+    """Rows as dicts, a chunk at a time, so a million rows never sit in memory as dicts."""
+    for chunk in table.to_batches(max_chunksize=chunk_rows):
+        yield from chunk.to_pylist()
+
+
+def compute_keys(table: pa.Table) -> pa.Array:
     """Key of each row: hash of the canonical request as the generator sees it."""
     fingerprints = {
         spec: model_fingerprint(resolve_model(spec))
         for spec in pc.unique(table["model"]).to_pylist()
     }
-    columns = [
-        table["prompt"].to_pylist(),
-        table["negative_prompt"].to_pylist(),
-        pc.cast(table["seed"], pa.uint64()).to_pylist(),
-        table["height"].to_pylist(),
-        table["width"].to_pylist(),
-        table["num_frames"].to_pylist(),
-        table["fps"].to_pylist(),
-        table["num_inference_steps"].to_pylist(),
-        table["guidance_scale"].to_pylist(),
-        table["model"].to_pylist(),
-    ]
+    names = ("prompt", "negative_prompt", "seed", "height", "width", "num_frames", "fps")
+    names += ("num_inference_steps", "guidance_scale", "model")
     keys = []
-    for prompt, negative, seed, h, w, f, fps, steps, guidance, model in zip(*columns):
-        fields = [prompt, negative, seed % SEED_SPACE, h, w, f, float(fps), steps, float(guidance)]
-        keys.append(request_key(fields, fingerprints[model]))
-    return keys
+    for row in _records(table.select(list(names))):
+        fields = [
+            row["prompt"],
+            row["negative_prompt"],
+            row["seed"] % SEED_SPACE,
+            row["height"],
+            row["width"],
+            row["num_frames"],
+            float(row["fps"]),
+            row["num_inference_steps"],
+            float(row["guidance_scale"]),
+        ]
+        keys.append(request_key(fields, fingerprints[row["model"]]))
+    return pa.array(keys, pa.string())
 
 
 def derive_ids(given: list[str | None], keys: list[str]) -> list[str]:
@@ -158,9 +164,9 @@ def derive_ids(given: list[str | None], keys: list[str]) -> list[str]:
 def make_plan(manifest: ValidatedManifest, batch_size: int) -> Plan:
     table = manifest.table
     keys = compute_keys(table)
-    ids = derive_ids(table["id"].to_pylist(), keys)
+    ids = derive_ids(table["id"].to_pylist(), keys.to_pylist())
     rows = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids, pa.string()))
-    rows = rows.append_column("key", pa.array(keys, pa.string()))
+    rows = rows.append_column("key", keys)
     items = _distinct_items(rows)
     return Plan(rows=rows, items=items, batch_size=batch_size)
 

@@ -55,7 +55,7 @@ class Renderer:
         self.settings = settings
         self.faults = faults or Faults()
         self.ref = resolve_model(model)
-        self.pipe = load_pipeline(self.ref, settings.dtype, settings.device)
+        self.pipe = load_pipeline(self.ref, settings)
         self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
 
     def render(self, batch: Batch) -> list[np.ndarray | RenderError]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pipeline.config import RenderSettings
 from pipeline.errors import ConfigError
 from pipeline.models import ModelRef, model_location
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def load_pipeline(ref: ModelRef, dtype: str = "float32", device: str = "cpu"):
+OFFLOAD_MODES = ("none", "model", "sequential")
+
+
+def load_pipeline(ref: ModelRef, settings: RenderSettings):
     if ref.kind == "null":
         from pipeline.models.null import NullPipeline
 
@@ -16,16 +20,37 @@ def load_pipeline(ref: ModelRef, dtype: str = "float32", device: str = "cpu"):
     import torch
     from diffusers import DiffusionPipeline
 
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if settings.dtype not in DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {settings.dtype!r}")
+    if settings.offload not in OFFLOAD_MODES:
+        raise ConfigError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}")
     try:
         pipe = DiffusionPipeline.from_pretrained(
             model_location(ref),
             revision=ref.revision,
-            dtype=getattr(torch, dtype),
+            dtype=getattr(torch, settings.dtype),
             use_safetensors=True,  # never unpickle weights
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {ref.spec!r}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return apply_gpu_options(pipe, settings)
+
+
+def apply_gpu_options(pipe, settings: RenderSettings):
+    """Offload moves weights, not math; tiling and compile change kernels and so pixels."""
+    if settings.offload == "model":
+        pipe.enable_model_cpu_offload(device=settings.device)
+    elif settings.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=settings.device)
+    else:
+        pipe.to(settings.device)
+    if settings.vae_tiling:
+        pipe.vae.enable_tiling()
+    if settings.compile:
+        denoiser = getattr(pipe, "transformer", None)
+        if denoiser is None or not hasattr(denoiser, "compile_repeated_blocks"):
+            raise ConfigError("--compile needs a pipeline whose transformer supports "
+                              "regional compilation (compile_repeated_blocks)")
+        denoiser.compile_repeated_blocks(fullgraph=True)
+    return pipe
