@@ -136,11 +136,14 @@ def _read_jsonl(lines) -> pa.Table:
             problems.append(RowProblem(None, None, f"line {lineno}", bad))
             continue
         for name, value in record.items():
-            columns.setdefault(name, [None] * count).append(value)
+            if name not in columns:
+                columns[name] = [None] * count
+            columns[name].append(value)
         count += 1
-        for values in columns.values():
-            if len(values) < count:
-                values.append(None)
+        if len(record) < len(columns):  # pad the columns this record lacks
+            for values in columns.values():
+                if len(values) < count:
+                    values.append(None)
     if problems:
         raise ManifestError(problems)
     return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
@@ -150,9 +153,11 @@ def _jsonl_column(name: str, values: list) -> pa.Array:
     def text(value):
         if value is None or isinstance(value, str):
             return value
+        if type(value) is int:  # a seed given as a JSON int stays exact
+            return str(value)
         if name == "seed" and isinstance(value, float) and value.is_integer() and value < 2**53:
             return str(int(value))  # an exact integral float seed, like 7.0
-        return json.dumps(value, ensure_ascii=False)  # a seed given as a JSON int stays exact
+        return json.dumps(value, ensure_ascii=False)
 
     if name not in TEXT_COLUMNS:
         try:
@@ -394,17 +399,18 @@ def _seed_aliases(table: pa.Table, ok: np.ndarray, strict: bool) -> list[RowProb
     firsts = table.group_by(request, use_threads=False).aggregate([("row", "min")])
     joined = table.select(["row", "seed", *request]).join(firsts, request, use_threads=False)
     rows, seeds, ids = table["row"].to_numpy(), table["seed"].to_numpy(), table["id"].to_pylist()
-    alias_rows, alias_seeds = joined["row"].to_numpy(), joined["seed"].to_numpy()
-    first = np.searchsorted(rows, joined["row_min"].to_numpy())  # positions in `table`
-    problems = []
-    for i in np.flatnonzero(alias_seeds != seeds[first]):
-        row, other = np.searchsorted(rows, alias_rows[i]), first[i]
+    order = np.argsort(joined["row"].to_numpy(), kind="stable")
+    at = np.searchsorted(rows, joined["row"].to_numpy()[order])  # positions in `table`
+    first = np.searchsorted(rows, joined["row_min"].to_numpy()[order])
+    alias = np.flatnonzero(seeds[at] != seeds[first])
+    rows, seeds, problems = rows.tolist(), seeds.tolist(), []  # plain ints: fast in the loop
+    for row, other in zip(at[alias].tolist(), first[alias].tolist(), strict=True):
         other_text = f"row {rows[other]}" + (f" (id {ids[other]!r})" if ids[other] else "")
         message = (
-            f"seed {alias_seeds[i]} equals the seed {seeds[other]} of {other_text} modulo "
+            f"seed {seeds[row]} equals the seed {seeds[other]} of {other_text} modulo "
             "2**32 for the same request: torch's CPU generator uses only the low 32 bits of a "
             "seed, so both rows render the same video once and share a clip"
             + ("; give a different seed" if strict else "")
         )
         problems.append(RowProblem(int(rows[row]), ids[row], "seed", message))
-    return sorted(problems, key=lambda p: p.row)
+    return problems

@@ -112,3 +112,44 @@ def test_forced_encode_failure_is_a_failed_row_with_ffmpegs_message(tmp_path, ra
     assert failed[0]["uri"] is None and failed[0]["attempts"] == 1
     assert all(r["status"] == "ok" for r in catalog if r["id"] != "enc-2")
     assert "some items failed" in capsys.readouterr().err
+
+
+def test_ray_job_entrypoint_and_demo_command(tmp_path):
+    """`python -m jobs.render` and `promptreel demo` run the same job as subprocesses."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(2, "job"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.render",
+            str(manifest),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_catalog(tmp_path / "run")["status"].to_pylist() == ["ok", "ok"]
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--out", str(tmp_path / "demo")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "catalog.parquet" in result.stdout and "clips" in result.stdout
+    demo = read_catalog(tmp_path / "demo")
+    rat = demo.filter(pc.equal(demo["prompt"], "anime, cute rat running in a forest"))
+    assert 3048053658270753 in rat["seed"].to_pylist()
+    assert set(demo["status"].to_pylist()) == {"ok"}

@@ -22,6 +22,7 @@ from pipeline.manifest import (
 )
 
 MAX = 2**64 - 1
+WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 ALIAS = 12345 + 7 * 2**32  # same low 32 bits as 12345
 
 
@@ -106,13 +107,16 @@ def test_seed_edges_valid_in_every_format(tmp_path):
         assert manifest.table["seed"].to_pylist() == [0, MAX], url
 
 
-def test_seed_too_big_in_jsonl_and_csv(tmp_path):
-    rows = [{"id": "big", "prompt": "a", "seed": 2**64}, {"id": "neg", "prompt": "b", "seed": -1}]
+def test_bad_seeds_in_jsonl_and_csv(tmp_path):
+    seeds = {"big": 2**64, "neg": -1, "half": 1.5, "text": "12a", "ok": 7, "ok2": " 8 "}
+    rows = [{"id": k, "prompt": "a", "seed": v} for k, v in seeds.items()]
     for url in (write_jsonl(tmp_path / "m.jsonl", rows), write_csv(tmp_path / "m.csv", rows)):
         text, problems = problems_of(read_manifest(url))
-        assert bad_rows(problems, "seed") == [0, 1]
+        assert bad_rows(problems, "seed") == [0, 1, 2, 3], url
         assert f"row 0 (id 'big'): seed: expected an integer in 0..2**64-1, got '{2**64}'" in text
-        assert "row 1 (id 'neg')" in text
+        assert "row 1 (id 'neg')" in text and "got '-1'" in text
+        assert "row 2 (id 'half')" in text and "got '1.5'" in text
+        assert "row 3 (id 'text')" in text and "got '12a'" in text
 
 
 def test_duplicate_ids_name_first_row():
@@ -162,26 +166,32 @@ def test_unknown_model():
 def test_family_shape_rules():
     table = pa.table(
         {
-            "id": ["ok", "frames", "width", "ltx"],
-            "prompt": ["p"] * 4,
-            "seed": [1, 2, 3, 4],
-            "num_frames": [9, 10, 9, 17],
-            "width": [64, 64, 70, 48],
-            "model": ["tiny", "tiny", "tiny", "Lightricks/LTX-Video"],
+            "id": ["ok", "frames", "width", "ltx", "wan"],
+            "prompt": ["p"] * 5,
+            "seed": [1, 2, 3, 4, 5],
+            "num_frames": [9, 10, 9, 17, 10],
+            "width": [64, 64, 70, 48, None],
+            "model": ["tiny", "tiny", "tiny", "Lightricks/LTX-Video", WAN],
         }
     )
     text, problems = problems_of(table)
     # LTX's default height 512 is a multiple of 32 and 17 = 8*2+1 frames: only its width fails.
-    assert [(p.row, p.field) for p in problems] == [(1, "num_frames"), (2, "width"), (3, "width")]
+    assert [(p.row, p.field) for p in problems] == [
+        (1, "num_frames"),
+        (2, "width"),
+        (3, "width"),
+        (4, "num_frames"),
+    ]
+    assert "row 4 (id 'wan'): num_frames: expected 4k+1 frames for wan models" in text
     assert "row 1 (id 'frames'): num_frames: expected 4k+1 frames" in text and "got 10" in text
     assert "row 2 (id 'width'): width: expected a multiple of 16" in text and "got 70" in text
     assert "row 3 (id 'ltx'): width: expected a multiple of 32 for ltx models, got 48" in text
 
 
 def test_reserved_column():
-    table = pa.table({"prompt": ["p"], "seed": [1], "status": ["x"], "key": ["k"]})
+    table = pa.table({"prompt": ["p"], "seed": [1], "status": ["x"], "key": ["k"], "row": [0]})
     text, problems = problems_of(table)
-    assert {p.row for p in problems} == {None}
+    assert [(p.row, p.field) for p in problems] == [(None, "status"), (None, "key"), (None, "row")]
     assert "column 'status' is reserved for the catalog output; rename it" in text
     assert "column 'key' is reserved" in text
 
