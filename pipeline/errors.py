@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class PromptreelError(Exception):
     """Base class for errors promptreel reports to the user."""
@@ -45,3 +47,22 @@ class RenderError(PromptreelError):
     def __init__(self, message: str, retriable: bool):
         self.retriable = retriable
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int | None  # from 0, as in pandas; None for a problem with the whole manifest
+    id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"{self.field}: {self.message}"
+        where = f"row {self.row}" + (f" (id {self.id!r})" if self.id else "")
+        return f"{where}: {self.field}: {self.message}"
+
+
+def show_value(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,33 +1,22 @@
-"""Read a manifest (Parquet, CSV, JSONL; any fsspec URL) and validate it, vectorised.
+"""Validate a manifest table (read by pipeline/readers.py), vectorised.
 
 Every problem in every row is reported at once, by row number (from 0) and id.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
 
-import fsspec
-import fsspec.utils
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipeline.config import MAX_SEED, REQUEST_COLUMNS, SEED_SPACE
-from pipeline.errors import ConfigError, ManifestError
+from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES
+from pipeline.readers import read_manifest
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl"}
-# Compressions fsspec can open here (gz, bz2, xz, ...; zst with the zstandard package).
-COMPRESSION_SUFFIXES = tuple("." + suffix for suffix in fsspec.utils.compressions)
-# Read as text from CSV/JSONL so that ids like "007" and seeds above 2**63 stay exact.
-TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model")
 RESERVED_COLUMNS = (
     *("key", "status", "error", "error_kind", "attempts", "uri", "bytes", "sha256"),
     *("frames_sha256", "render_s", "encode_s", "finished_at", "seed_key"),
@@ -37,35 +26,27 @@ FLOAT_PARAMS = ("fps", "guidance_scale")
 OUTPUT_COLUMNS = ("row", "id", "prompt", "negative_prompt", "seed", "model")
 OUTPUT_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS)
 SEED_EXPECTED = "an integer in 0..2**64-1"
-_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)  # prompts may span lines
-_CSV_CONVERT = pacsv.ConvertOptions(column_types=dict.fromkeys(TEXT_COLUMNS, pa.string()))
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _FIELD_ORDER = {name: i for i, name in enumerate(("row", *REQUEST_COLUMNS))}
 _EXACT_FLOAT = 2.0**53  # floats at or above this are not exact integers
 
 
-def _positive_whole(v: np.ndarray) -> np.ndarray:
-    return (v > 0) & (v < _EXACT_FLOAT) & (np.floor(v) == v)
+# Upper bounds far beyond any real model, so a typo (height 48000) fails here, not as an
+# out-of-memory on a GPU after hours of queueing.
+_INT_LIMITS = {"height": 8192, "width": 8192, "num_frames": 4097, "num_inference_steps": 1000}
 
 
-_PARAM_RULES = dict.fromkeys(INT_PARAMS, (_positive_whole, "a positive integer")) | {
+def _whole_upto(limit: int):
+    return lambda v: (v > 0) & (v <= limit) & (np.floor(v) == v)
+
+
+_PARAM_RULES = {
+    name: (_whole_upto(limit), f"a positive integer up to {limit}")
+    for name, limit in _INT_LIMITS.items()
+} | {
     "fps": (lambda v: np.isfinite(v) & (v > 0), "a positive finite number"),
     "guidance_scale": (lambda v: np.isfinite(v) & (v >= 0), "a finite number >= 0"),
 }
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    row: int | None  # from 0, as in pandas; None for a problem with the whole manifest
-    id: str | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        if self.row is None:
-            return f"{self.field}: {self.message}"
-        where = f"row {self.row}" + (f" (id {self.id!r})" if self.id else "")
-        return f"{where}: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -73,98 +54,6 @@ class ValidatedManifest:
     table: pa.Table  # OUTPUT_COLUMNS, then the passthrough columns unchanged
     warnings: tuple[RowProblem, ...] = ()
     passthrough: tuple[str, ...] = ()
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def manifest_format(url: str) -> str:
-    """'parquet' | 'csv' | 'jsonl' from the file name, ignoring a compression suffix."""
-    for part in url.split("::"):
-        name = part.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
-        while name.endswith(COMPRESSION_SUFFIXES):
-            name = name.rsplit(".", 1)[0]
-        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-        if suffix in FORMATS:
-            return FORMATS[suffix]
-    raise ConfigError(
-        f"manifest {url!r}: unsupported file type; supported: {', '.join(FORMATS)} "
-        f"(optionally compressed: {', '.join(COMPRESSION_SUFFIXES)})"
-    )
-
-
-def read_manifest(url: str, storage_options: dict | None = None) -> pa.Table:
-    """Read a manifest from a local path or any fsspec URL into an Arrow table."""
-    fmt = manifest_format(url)
-    compression = fsspec.utils.infer_compression(url.split("::")[0])
-    try:
-        with fsspec.open(url, "rb", compression="infer", **(storage_options or {})) as handle:
-            if fmt == "parquet":
-                source = pa.BufferReader(handle.read()) if compression else handle
-                return pq.read_table(source)
-            if fmt == "csv":
-                return pacsv.read_csv(
-                    handle, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT
-                )
-            return _read_jsonl(io.TextIOWrapper(handle, encoding="utf-8-sig"))
-    except ManifestError:
-        raise
-    except FileNotFoundError as exc:
-        raise ConfigError(f"manifest not found: {url}") from exc
-    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot read manifest {url} as {fmt}: {detail}") from exc
-
-
-def _read_jsonl(lines) -> pa.Table:
-    """One JSON object per line; Python's json keeps integers of any size exact."""
-    columns: dict[str, list] = {}
-    problems: list[RowProblem] = []
-    count = 0
-    for lineno, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-            bad = not isinstance(record, dict) and f"expected a JSON object, got {_show(record)}"
-        except json.JSONDecodeError as exc:
-            bad = f"invalid JSON ({exc.msg} at column {exc.colno}): {_show(line)}"
-        if bad:
-            problems.append(RowProblem(None, None, f"line {lineno}", bad))
-            continue
-        for name, value in record.items():
-            if name not in columns:
-                columns[name] = [None] * count
-            columns[name].append(value)
-        count += 1
-        if len(record) < len(columns):  # pad the columns this record lacks
-            for values in columns.values():
-                if len(values) < count:
-                    values.append(None)
-    if problems:
-        raise ManifestError(problems)
-    return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
-
-
-def _jsonl_column(name: str, values: list) -> pa.Array:
-    def text(value):
-        if value is None or isinstance(value, str):
-            return value
-        if type(value) is int:  # a seed given as a JSON int stays exact
-            return str(value)
-        if name == "seed" and isinstance(value, float) and value.is_integer() and value < 2**53:
-            return str(int(value))  # an exact integral float seed, like 7.0
-        return json.dumps(value, ensure_ascii=False)
-
-    if name not in TEXT_COLUMNS:
-        try:
-            return pa.array(values)
-        except (pa.ArrowException, OverflowError, TypeError, ValueError):
-            pass  # mixed types: keep as text; validation says which cells are wrong
-    return pa.array([text(value) for value in values], pa.string())
 
 
 def load(url: str, storage_options: dict | None = None, **options) -> ValidatedManifest:
@@ -253,7 +142,7 @@ class _Problems:
         rows = np.flatnonzero(mask)
         if len(rows):
             got = self.table[field].take(pa.array(rows)).to_pylist()
-            self.extend(rows, field, [f"expected {expected}, got {_show(v)}" for v in got])
+            self.extend(rows, field, [f"expected {expected}, got {show_value(v)}" for v in got])
 
     def extend(self, rows, field: str, messages: list[str]) -> None:
         ids = self.ids.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
@@ -345,7 +234,7 @@ def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:
     values = ids.take(pa.array(repeated)).to_pylist()
     firsts = first_row[codes[repeated]]
     messages = [
-        f"expected a unique id, got {_show(value)} again (first used on row {first})"
+        f"expected a unique id, got {show_value(value)} again (first used on row {first})"
         for value, first in zip(values, firsts, strict=True)
     ]
     problems.extend(repeated, "id", messages)

@@ -143,8 +143,8 @@ def test_numeric_parameter_problems():
     )
     text, problems = problems_of(table)
     assert bad_rows(problems, "height") == [1, 2, 3, 4]
-    assert "row 1 (id 'half'): height: expected a positive integer, got '64.5'" in text
-    assert "row 4 (id 'text'): height: expected a positive integer, got 'abc'" in text
+    assert "row 1 (id 'half'): height: expected a positive integer up to 8192, got '64.5'" in text
+    assert "row 4 (id 'text'): height: expected a positive integer up to 8192, got 'abc'" in text
     assert "row 5 (id 'fps'): fps: expected a positive finite number, got 0" in text
     assert "row 6 (id 'guidance'): guidance_scale: expected a finite number >= 0, got -1.0" in text
 
@@ -358,3 +358,20 @@ def test_missing_seed_column_from_file(tmp_path):
     with pytest.raises(ManifestError, match="column 'seed' is required") as info:
         load(path)
     assert info.value.problems[0].row is None
+
+
+def test_absurd_sizes_fail_validation_not_the_gpu():
+    table = pa.table(
+        {
+            "id": ["typo", "frames", "steps"],
+            "prompt": ["p"] * 3,
+            "seed": [1, 2, 3],
+            "height": [48000, None, None],
+            "num_frames": [None, 100001, None],
+            "num_inference_steps": [None, None, 10**12],
+        }
+    )
+    text, problems = problems_of(table)
+    assert "row 0 (id 'typo'): height: expected a positive integer up to 8192" in text
+    assert "row 1 (id 'frames'): num_frames: expected a positive integer up to 4097" in text
+    assert "row 2 (id 'steps'): num_inference_steps" in text

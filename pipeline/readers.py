@@ -1,0 +1,115 @@
+"""Reading manifests: Parquet, CSV and JSONL from a path or any fsspec URL, into Arrow.
+
+Text columns (ids, prompts, seeds) are read as text from CSV and JSONL, so ids like "007"
+and seeds above 2**63 stay exact; validation (manifest.py) parses them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import fsspec
+import fsspec.utils
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Compressions fsspec can open here (gz, bz2, xz, ...; zst with the zstandard package).
+COMPRESSION_SUFFIXES = tuple("." + suffix for suffix in fsspec.utils.compressions)
+TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model")
+_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)  # prompts may span lines
+_CSV_CONVERT = pacsv.ConvertOptions(column_types=dict.fromkeys(TEXT_COLUMNS, pa.string()))
+
+
+def manifest_format(url: str) -> str:
+    """'parquet' | 'csv' | 'jsonl' from the file name, ignoring a compression suffix."""
+    for part in url.split("::"):
+        name = part.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+        while name.endswith(COMPRESSION_SUFFIXES):
+            name = name.rsplit(".", 1)[0]
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix in FORMATS:
+            return FORMATS[suffix]
+    raise ConfigError(
+        f"manifest {url!r}: unsupported file type; supported: {', '.join(FORMATS)} "
+        f"(optionally compressed: {', '.join(COMPRESSION_SUFFIXES)})"
+    )
+
+
+def read_manifest(url: str, storage_options: dict | None = None) -> pa.Table:
+    """Read a manifest from a local path or any fsspec URL into an Arrow table."""
+    fmt = manifest_format(url)
+    compression = fsspec.utils.infer_compression(url.split("::")[0])
+    try:
+        with fsspec.open(url, "rb", compression="infer", **(storage_options or {})) as handle:
+            if fmt == "parquet":
+                source = pa.BufferReader(handle.read()) if compression else handle
+                return pq.read_table(source)
+            if fmt == "csv":
+                return pacsv.read_csv(
+                    handle, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT
+                )
+            return _read_jsonl(io.TextIOWrapper(handle, encoding="utf-8-sig"))
+    except ManifestError:
+        raise
+    except FileNotFoundError as exc:
+        raise ConfigError(f"manifest not found: {url}") from exc
+    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read manifest {url} as {fmt}: {detail}") from exc
+
+
+def _read_jsonl(lines) -> pa.Table:
+    """One JSON object per line; Python's json keeps integers of any size exact."""
+    columns: dict[str, list] = {}
+    problems: list[RowProblem] = []
+    count = 0
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+            bad = (
+                not isinstance(record, dict) and f"expected a JSON object, got {show_value(record)}"
+            )
+        except json.JSONDecodeError as exc:
+            bad = f"invalid JSON ({exc.msg} at column {exc.colno}): {show_value(line)}"
+        if bad:
+            problems.append(RowProblem(None, None, f"line {lineno}", bad))
+            continue
+        for name, value in record.items():
+            if name not in columns:
+                columns[name] = [None] * count
+            columns[name].append(value)
+        count += 1
+        if len(record) < len(columns):  # pad the columns this record lacks
+            for values in columns.values():
+                if len(values) < count:
+                    values.append(None)
+    if problems:
+        raise ManifestError(problems)
+    return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
+
+
+def _jsonl_column(name: str, values: list) -> pa.Array:
+    def text(value):
+        if value is None or isinstance(value, str):
+            return value
+        if type(value) is int:  # a seed given as a JSON int stays exact
+            return str(value)
+        if name == "seed" and isinstance(value, float) and value.is_integer() and value < 2**53:
+            return str(int(value))  # an exact integral float seed, like 7.0
+        return json.dumps(value, ensure_ascii=False)
+
+    if name not in TEXT_COLUMNS:
+        try:
+            return pa.array(values)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            pass  # mixed types: keep as text; validation says which cells are wrong
+    return pa.array([text(value) for value in values], pa.string())
