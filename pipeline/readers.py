@@ -77,7 +77,7 @@ def _read_jsonl(lines) -> pa.Table:
             record = json.loads(line)
             bad = (
                 not isinstance(record, dict) and f"expected a JSON object, got {show_value(record)}"
-            )
+            ) or _lone_surrogate(record)
         except json.JSONDecodeError as exc:
             bad = f"invalid JSON ({exc.msg} at column {exc.colno}): {show_value(line)}"
         if bad:
@@ -95,6 +95,17 @@ def _read_jsonl(lines) -> pa.Table:
     if problems:
         raise ManifestError(problems)
     return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
+
+
+def _lone_surrogate(record: dict) -> str | bool:
+    """JSON may escape half a surrogate pair ("\\ud800"): text no file or tokenizer takes."""
+    for name, value in record.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{name}: invalid unicode (a lone surrogate escape): {show_value(value)}"
+    return False
 
 
 def _jsonl_column(name: str, values: list) -> pa.Array:

@@ -375,3 +375,11 @@ def test_absurd_sizes_fail_validation_not_the_gpu():
     assert "row 0 (id 'typo'): height: expected a positive integer up to 8192" in text
     assert "row 1 (id 'frames'): num_frames: expected a positive integer up to 4097" in text
     assert "row 2 (id 'steps'): num_inference_steps" in text
+
+
+def test_jsonl_lone_surrogate_is_reported_by_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"prompt": "fine", "seed": 1}\n{"prompt": "bad \\ud800 half", "seed": 2}\n')
+    with pytest.raises(ManifestError) as info:
+        read_manifest(str(path))
+    assert "line 2: prompt: invalid unicode (a lone surrogate escape)" in str(info.value)
