@@ -38,9 +38,10 @@ def cmd_plan(args) -> int:
     config = config_from_args(args)
     manifest, plan = load_and_plan(config)
     _print_warnings(manifest)
-    todo = plan.items["key"]
+    todo, finished = plan.items["key"], None
     if args.out:
-        todo = pending_keys(plan, Ledger(RunDir(args.out, args.storage_options)).read(), False)
+        finished = Ledger(RunDir(args.out, args.storage_options)).read()
+        todo = pending_keys(plan, finished, False)
     buckets = Counter()
     batches = 0
     for batch in plan.batches(todo):
@@ -61,11 +62,29 @@ def cmd_plan(args) -> int:
     )
     for (model, width, height, frames, steps), count in sorted(buckets.items()):
         print(f"  {model}  {width}x{height}x{frames}  {steps} steps: {count} pending")
-    if args.seconds_per_item:
-        hours = len(todo) * args.seconds_per_item / 3600
-        print(f"estimate: {hours:.2f} GPU-hours at {args.seconds_per_item} s/item")
+    _print_estimate(args.seconds_per_item, finished, len(todo), config.cluster)
     print("nothing written (dry run)")
     return 0
+
+
+def _print_estimate(seconds, finished, pending: int, cluster) -> None:
+    """GPU-hours the pending items need: at --seconds-per-item, else at the mean render
+    time per item measured in the run dir's ledger; x GPUs per actor (1 on CPU)."""
+    import pyarrow.compute as pc
+
+    source = "given"
+    if seconds is None and finished is not None:
+        ok = finished.filter(pc.equal(finished["status"], "ok"))
+        seconds = pc.mean(ok["render_s"]).as_py() if ok.num_rows else None
+        source = f"measured over {ok.num_rows} finished items"
+    if not seconds:
+        return
+    gpus = cluster.gpus_per_actor or 1.0
+    hours = pending * seconds * gpus / 3600
+    print(
+        f"estimate: {hours:.2f} GPU-hours at {seconds:.3g} s/item ({source}) and {gpus:g} "
+        f"GPU per actor; about {hours / gpus / cluster.actors:.2f} h with --actors {cluster.actors}"
+    )
 
 
 def cmd_render(args) -> int:

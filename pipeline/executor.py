@@ -39,6 +39,7 @@ def init_ray(cluster: ClusterSettings) -> None:
         # Measured (Ray 2.60): with this set before Ray is imported, a local Ray binds and
         # talks on 127.0.0.1 only. Joining a real cluster must not set it.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports off this machine
     import ray
 
     if ray.is_initialized():
@@ -48,6 +49,9 @@ def init_ray(cluster: ClusterSettings) -> None:
         return
     needed = cluster.actors * cluster.cpus_per_actor
     ray.init(
+        # "local": always a new Ray. With no address, ray.init() would join whatever
+        # cluster the last `ray start` on this machine recorded in /tmp/ray.
+        address="local",
         num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
         include_dashboard=False,
         log_to_driver=False,

@@ -27,7 +27,7 @@ from pipeline.lock import DriverLock
 from pipeline.manifest import ValidatedManifest, read_manifest, validate
 from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
 from pipeline.report import write_report
-from pipeline.storage import TMP_PREFIX, RunDir
+from pipeline.storage import TMP_PREFIX, RunDir, check_run_dir_writable
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     started = time.time()
     manifest, plan = load_and_plan(config)
     run = RunDir(config.out, config.storage_options)
+    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     settings = config.render
     claim_run_dir(run, job_fingerprint(settings, config.encode))
     lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))

@@ -164,8 +164,10 @@ def derive_ids(given: list[str | None], keys: list[str]) -> list[str]:
 def make_plan(manifest: ValidatedManifest, batch_size: int) -> Plan:
     table = manifest.table
     keys = compute_keys(table)
-    ids = derive_ids(table["id"].to_pylist(), keys.to_pylist())
-    rows = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids, pa.string()))
+    ids = table["id"]
+    if ids.null_count:  # derive the missing ones; with every id given there is nothing to do
+        ids = pa.array(derive_ids(ids.to_pylist(), keys.to_pylist()), pa.string())
+    rows = table.set_column(table.schema.get_field_index("id"), "id", ids)
     rows = rows.append_column("key", keys)
     items = _distinct_items(rows)
     return Plan(rows=rows, items=items, batch_size=batch_size)
