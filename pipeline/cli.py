@@ -125,6 +125,14 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="concurrent ffmpeg encodes per actor (default: %(default)s)",
     )
+    cluster.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=d_cluster.batch_timeout_s,
+        metavar="S",
+        help="an actor with no result for S seconds is presumed hung, killed and replaced; "
+        "its items retry (default: %(default)s; 0: never)",
+    )
     runs = parser.add_argument_group("resume and failures")
     runs.add_argument(
         "--max-retries",
@@ -232,6 +240,7 @@ def config_from_args(args) -> RunConfig:
             gpus_per_actor=args.gpus_per_actor,
             cpus_per_actor=args.cpus_per_actor,
             encode_workers=args.encode_workers,
+            batch_timeout_s=args.batch_timeout,
         ),
         storage_options=args.storage_options,
         max_retries=args.max_retries,

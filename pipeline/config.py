@@ -67,6 +67,8 @@ class ClusterSettings:
     cpus_per_actor: float = 1.0
     encode_workers: int = 2  # concurrent ffmpeg encodes per render actor
     batches_in_flight: int = 2  # per actor: one rendering, one encoding
+    # An actor with work but no result for this long is presumed hung and replaced (0: never).
+    batch_timeout_s: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class _Slot:
         self.ready_ref = actor.ready.remote()
         self.load = 0
         self.exclusive = False  # running a retry alone, so a crash names its culprit
+        self.progress_at = time.monotonic()  # last dispatch to an idle actor, or result
 
 
 class _Feed:
@@ -129,7 +130,6 @@ class Dispatcher:
         self.book = book
         self.on_final = on_final  # called with final ledger rows as they arrive
         self.on_tick = on_tick  # called about once a second (flush, heartbeat)
-        self.actor_pids: dict[int, int] = {}  # slot index -> pid of its ready actor
 
     def _new_actor(self, spec: WorkerSpec):
         import ray
@@ -163,6 +163,7 @@ class Dispatcher:
                     else:
                         self._on_done(spec, slots, feed, *in_flight.pop(ref), ref)
                 self._check_stalled(slots, in_flight, state)
+                self._kill_hung(slots)
         finally:
             for slot in slots:  # free their CPUs/GPUs now, also on an interrupt
                 _kill(slot.actor)
@@ -178,6 +179,8 @@ class Dispatcher:
                 if taken is not None:
                     batch, alone = taken
                     in_flight[slot.actor.process.remote(batch)] = (slot, batch)
+                    if slot.load == 0:
+                        slot.progress_at = time.monotonic()
                     slot.load += 1
                     slot.exclusive = alone
                     placed = True
@@ -186,7 +189,7 @@ class Dispatcher:
         import ray
 
         try:
-            pid = ray.get(slot.ready_ref)
+            ray.get(slot.ready_ref)
         except ray.exceptions.RayError as exc:
             state["start_failures"] += 1
             if not state["ever_ready"]:
@@ -200,12 +203,12 @@ class Dispatcher:
             return
         slot.ready_ref = None
         state["ever_ready"] = True
-        self.actor_pids[slots.index(slot)] = pid
 
     def _on_done(self, spec, slots, feed, slot, batch, ref) -> None:
         import ray
 
         slot.load -= 1
+        slot.progress_at = time.monotonic()
         if slot.load == 0:
             slot.exclusive = False
         try:
@@ -219,11 +222,19 @@ class Dispatcher:
         self.on_final(final)
         feed.retries.extend(again)
 
+    def _kill_hung(self, slots) -> None:
+        """An actor with work and no result for --batch-timeout is killed: its batches then
+        fail as lost (an attempt each) and it is replaced, like any dead actor."""
+        limit = self.cluster.batch_timeout_s
+        now = time.monotonic()
+        for slot in slots:
+            if limit and slot.load and now - slot.progress_at > limit:
+                _kill(slot.actor)
+                slot.progress_at = now  # its refs now fail; do not kill it twice
+
     def _replace(self, spec, slots, slot) -> None:
         _kill(slot.actor)
-        index = slots.index(slot)
-        self.actor_pids.pop(index, None)
-        slots[index] = _Slot(self._new_actor(spec))
+        slots[slots.index(slot)] = _Slot(self._new_actor(spec))
 
     def _check_stalled(self, slots, in_flight, state) -> None:
         if in_flight or any(s.ready_ref is None for s in slots):

@@ -90,6 +90,29 @@ def sweep_clips(run: RunDir, keep_keys: pa.Array) -> int:
     return removed
 
 
+def remove_temp_files(run: RunDir) -> None:
+    """A kill inside an atomic write of job.json, the catalog or the summary leaves a temp."""
+    for folder in (run.root, run.path("_state")):
+        try:
+            names = run.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            continue
+        for path in names:
+            if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                run.fs.rm_file(path)
+
+
+def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
+    """Clip URIs from where the run dir is now, so a moved or copied run dir still works."""
+    ok = results["status"].to_pylist()
+    uris = [
+        run.uri(run.clip_path(key, ext)) if status == "ok" else None
+        for key, status in zip(results["key"].to_pylist(), ok)
+    ]
+    index = results.schema.get_field_index("uri")
+    return results.set_column(index, "uri", pa.array(uris, pa.string()))
+
+
 def run_job(config: RunConfig, progress=None) -> JobResult:
     """Render every pending item of the manifest into config.out; safe to re-run."""
     started = time.time()
@@ -105,12 +128,13 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     rendered = 0
     try:
         finished = ledger.compact()
+        remove_temp_files(run)
         todo = pending_keys(plan, finished, config.retry_failed)
         _write_plan_keys(run, plan)
         if len(todo):
             rendered = _render(config, run, plan, todo, ledger, lock, progress)
         ledger.flush()  # the catalog and the sweep below read what the ledger holds
-        results = ledger.read()
+        results = with_current_uris(run, ledger.read(), config.encode.format)
         sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
         catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
         catalog_mod.write_catalog(run, catalog)

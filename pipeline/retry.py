@@ -2,7 +2,9 @@
 
 A batch that kills its actor is split into single items, each padded back to the batch
 size with copies of itself (so its pixels do not change); an item that keeps failing
-alone is quarantined as `failed` after `max_retries` more attempts.
+alone is quarantined as `failed` after `max_retries` more attempts. The executor runs
+each retried batch alone on its actor, so a crash charges an attempt to its culprit
+only, never to an innocent batch that shared the actor.
 """
 
 from __future__ import annotations

@@ -1,0 +1,338 @@
+"""Crash anywhere, resume, nothing lost or doubled (issue 4, points 1-3 and 7).
+
+A render of 38 tiny items runs as a real subprocess and is SIGKILLed at several points,
+found by polling the run dir (never by sleeping): mid-run with the driver's own local Ray
+(a second driver is refused meanwhile), mid-resume joined to a shared Ray (taking over the
+dead driver's lock), and in the final phase (ledger complete, catalog not yet written).
+The last resume must give a catalog identical, item by item, to an uninterrupted run,
+whatever the actor counts (1, 3 and 1 here against a baseline of 2).
+
+The helpers here are shared with test_faults.py and test_node_loss.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.compute as pc
+import pytest
+
+from pipeline.cli import main
+from pipeline.encode import decode_clip
+from pipeline.ledger import Ledger
+from pipeline.status import run_status
+from pipeline.storage import TMP_PREFIX, RunDir
+from tests.conftest import REPO, prompt_rows, read_catalog, write_manifest
+
+ITEMS = 38  # ~40: nine full batches of 4 and one short, padded batch
+FLUSH = "0.2"
+DECOYS = 10000  # a sweep deletes ~10k files/s here: a window of about a second
+RENDER_FLAGS = ("--batch-size", "4", "--flush-interval", FLUSH, "--no-progress")
+
+# --- helpers shared by the fault tests -------------------------------------------------
+
+
+def ledger_keys(run_dir: Path) -> set[str]:
+    """Keys the run dir's ledger holds (what a resume will skip)."""
+    return set(Ledger(RunDir(str(run_dir))).read()["key"].to_pylist())
+
+
+def clip_files(run_dir: Path) -> dict[str, int]:
+    """Every file under clips/ -> its inode (a re-render replaces the file: new inode)."""
+    root = run_dir / "clips"
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def start_render(manifest: Path, out: Path, *flags: str, log: Path) -> subprocess.Popen:
+    """`python -m pipeline render` in its own session, so every process it starts (its
+    local Ray included) can be found by session id and killed with it."""
+    handle = open(log, "wb")  # a file, not a pipe: a full pipe would stall the driver
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "render", str(manifest), "--out", str(out), *flags],
+        cwd=REPO,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=dict(os.environ),
+    )
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def kill_session(proc: subprocess.Popen, on_killed=None) -> list[str]:
+    """SIGKILL the driver, then whatever of its session outlived it (a local Ray's
+    agents do). Returns the names of those leftovers, for the report. `on_killed` runs
+    right after the driver is gone, before anything else of its session is killed."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    if on_killed is not None:
+        on_killed()
+    leftovers = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        alive = session_processes(proc.pid)
+        if not alive:
+            break
+        time.sleep(0.2)  # give Ray's fate-sharing a moment before judging what lingers
+    for child in session_processes(proc.pid):
+        try:
+            leftovers.append(child.name())
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(session_processes(proc.pid), timeout=10)
+    return leftovers
+
+
+def poll(condition, proc, log: Path | None, timeout: float = 180, interval: float = 0.05):
+    """Wait until condition() is truthy; fail early with the log if the driver exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"driver exited with {proc.returncode} first:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {condition}")
+        time.sleep(interval)
+
+
+def render_actor_pids(root_pid: int) -> list[int]:
+    """Render actor processes below `root_pid` (Ray titles them ray::RenderActor...)."""
+    pids = []
+    for child in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if "ray::RenderActor" in " ".join(child.cmdline()):
+                pids.append(child.pid)
+        except psutil.Error:
+            continue
+    return pids
+
+
+def wait_render_actors_gone(timeout: float = 60) -> None:
+    """Ray kills a dead driver's actors; wait, so none writes a clip after this point."""
+    poll(lambda: not render_actor_pids(os.getpid()), None, None, timeout)
+
+
+def run_in_process(manifest: Path, out: Path, *flags: str) -> int:
+    return main(["render", str(manifest), "--out", str(out), *flags])
+
+
+def by_id(catalog, *columns: str) -> dict[str, tuple]:
+    rows = catalog.select(["id", *columns]).to_pylist()
+    return {row["id"]: tuple(row[c] for c in columns) for row in rows}
+
+
+def assert_exactly_once(run_dir: Path, manifest_ids: list[str]) -> None:
+    """Point 2: one row per manifest row; ok clips exist, decode, match sha256; the clips
+    dir holds exactly the referenced files, no temp or partial file."""
+    catalog = read_catalog(run_dir)
+    assert sorted(catalog["id"].to_pylist()) == sorted(manifest_ids)
+    ok = catalog.filter(pc.equal(catalog["status"], "ok"))
+    referenced = set()
+    for row in ok.select(["id", "uri", "sha256", "num_frames", "height", "width"]).to_pylist():
+        path = Path(row["uri"].removeprefix("file://"))
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row["sha256"], row["id"]
+        shape = (row["num_frames"], row["height"], row["width"], 3)
+        assert decode_clip(data).shape == shape, row["id"]
+        referenced.add(str(path.relative_to(run_dir / "clips")))
+    files = set(clip_files(run_dir))
+    assert files == referenced, (files - referenced, referenced - files)
+    assert not [f for f in files if Path(f).name.startswith(TMP_PREFIX)]
+
+
+# --- the test ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("resume") / "prompts.parquet"
+    return write_manifest(path, prompt_rows(ITEMS, prefix="resume", height=64, width=64))
+
+
+@pytest.fixture(scope="module")
+def baseline(ray_local, manifest, tmp_path_factory):
+    """An uninterrupted run of the same manifest (2 actors): (run dir, catalog)."""
+    out = tmp_path_factory.mktemp("baseline") / "run"
+    assert run_in_process(manifest, out, "--actors", "2", *RENDER_FLAGS) == 0
+    return out, read_catalog(out)
+
+
+def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
+    ray_local, manifest, baseline, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    address = ray_local.get_runtime_context().gcs_address
+    report = {}
+    snapshot = {}
+    started = time.monotonic()
+
+    def mark(name):
+        report.setdefault("timeline_s", {})[name] = round(time.monotonic() - started, 1)
+
+    def take_snapshot():
+        snapshot.update(keys=ledger_keys(out), clips=clip_files(out))
+
+    # Kill 1: mid-run, the embedded default (the driver starts its own local Ray), 1 actor.
+    # While it lives, `status` reads its progress and a second driver is refused.
+    log = tmp_path / "kill1.log"
+    proc = start_render(manifest, out, "--actors", "1", *RENDER_FLAGS, log=log)
+    poll(lambda: len(ledger_keys(out)) >= 8, proc, log)
+    mark("kill1_8_recorded")
+    live = run_status(RunDir(str(out)))
+    assert live["driver"].startswith("running") and live["items"] == ITEMS
+    assert live["counts"]["ok"] >= 8 and sum(live["counts"].values()) == ITEMS
+    capsys.readouterr()
+    assert run_in_process(manifest, out, *RENDER_FLAGS) == 2
+    err = capsys.readouterr().err
+    assert "another driver is running" in err and f"pid {proc.pid}" in err, err
+    leftovers = kill_session(proc, take_snapshot)
+    recorded1, clips1 = snapshot["keys"], snapshot["clips"]
+    report["kill1"] = {**_kill_report(recorded1, clips1), "ray_leftovers": leftovers}
+    # At most the batches in flight (2 per actor) plus one flush interval's results.
+    assert report["kill1"]["lost"] <= 1 * 2 * 4 + 4
+    assert (out / "_state" / "driver.lock").exists()  # stale: its owner is dead
+    mark("kill1_killed")
+    dead = run_status(RunDir(str(out)))
+    assert dead["driver"].startswith("dead") and dead["counts"]["ok"] == len(recorded1)
+
+    # Kill 2: mid-resume (it takes the stale lock over), joined to a shared Ray, 3 actors.
+    log = tmp_path / "kill2.log"
+    proc = start_render(
+        manifest, out, "--actors", "3", "--address", address, *RENDER_FLAGS, log=log
+    )
+    poll(lambda: len(ledger_keys(out)) >= len(recorded1) + 4, proc, log)
+    kill_session(proc, take_snapshot)
+    mark("kill2_killed")
+    recorded2, clips2 = snapshot["keys"], snapshot["clips"]
+    wait_render_actors_gone()
+    mark("kill2_killed_actors_gone")
+    assert recorded1 <= recorded2
+    _assert_not_rerendered(out, recorded1, clips1)
+    report["kill2"] = _kill_report(recorded2, clips2)
+    assert report["kill2"]["lost"] <= 3 * 2 * 4 + 4
+
+    # Kill 3: the final phase. Every key is in the ledger, the catalog not yet written: the
+    # driver is sweeping clips/ of files no ledger row refers to. Planted temp files (as
+    # killed writes leave them) make that sweep long enough to be caught by polling.
+    decoys = out / "clips" / "00"
+    decoys.mkdir(parents=True, exist_ok=True)
+    for number in range(DECOYS):
+        (decoys / f"{TMP_PREFIX}decoy-{number:05d}").touch()
+    mark("decoys_planted")
+    first_decoy = decoys / f"{TMP_PREFIX}decoy-00000"
+    log = tmp_path / "kill3.log"
+    proc = start_render(
+        manifest, out, "--actors", "1", "--address", address, *RENDER_FLAGS, log=log
+    )
+    poll(lambda: not first_decoy.exists(), proc, log, interval=0.005)
+    kill_session(proc)
+    wait_render_actors_gone()
+    mark("kill3_killed")
+    assert not (out / "catalog.parquet").exists(), "killed too late: catalog already written"
+    recorded3 = ledger_keys(out)
+    assert recorded3 == set(baseline[1]["key"].to_pylist())  # the ledger was complete
+    _assert_not_rerendered(out, recorded2, clips2)
+    report["kill3"] = {"recorded": len(recorded3), "decoys_left": len(os.listdir(decoys))}
+
+    # The last resume has nothing to render: it only writes the catalog (no Ray needed).
+    assert run_in_process(manifest, out, "--actors", "2", *RENDER_FLAGS) == 0
+    mark("final_resume_done")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rendered_this_run"] == 0
+    assert not (out / "_state" / "driver.lock").exists()
+
+    assert_exactly_once(out, baseline[1]["id"].to_pylist())
+    # Point 3: same pixels (and bytes) as the uninterrupted run, whatever the actor count.
+    catalog = read_catalog(out)
+    assert set(catalog["status"].to_pylist()) == {"ok"}
+    columns = ("key", "frames_sha256", "sha256")
+    assert by_id(catalog, *columns) == by_id(baseline[1], *columns)
+    # Point 7: verify re-checks every clip and re-renders a sample.
+    assert main(["verify", str(out), "--sample", "1"]) == 0
+    mark("verify_done")
+    stray = out / "clips" / "ab" / f"{TMP_PREFIX}left-by-a-crash"
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"partial")
+    clip = Path(catalog["uri"][0].as_py().removeprefix("file://"))
+    clip.write_bytes(clip.read_bytes() + b"x")
+    capsys.readouterr()
+    assert main(["verify", str(out), "--sample", "0"]) == 3
+    found = capsys.readouterr().out
+    assert "temp file left by a crash" in found and "sha256" in found, found
+    report["kill1"]["rendered_again"] = _rerendered(out, recorded1, clips1)
+    report["kill2"]["rendered_again"] = _rerendered(out, recorded2, clips2)
+    print("kill points:", json.dumps(report))
+
+
+def test_drifted_resume_refused_and_incremental_manifest_renders_only_new_rows(
+    ray_local, baseline, tmp_path, capsys
+):
+    # Extends the baseline run dir itself (its catalog was read before), since a run dir
+    # cannot be copied: the ledger records each clip by absolute URI.
+    out, catalog_before = baseline
+    before = clip_files(out)
+    rows = prompt_rows(ITEMS + 3, prefix="resume", height=64, width=64)
+    manifest = write_manifest(tmp_path / "more.parquet", rows)
+    capsys.readouterr()
+    for flags, named in (
+        (("--batch-size", "2"), "render.batch_size: run dir has 4, this command has 2"),
+        (("--format", "webm"), "encode.format: run dir has 'mp4', this command has 'webm'"),
+        (("--model", "null"), "model: run dir has 'dir:"),
+    ):
+        assert run_in_process(manifest, out, "--no-progress", *flags) == 2
+        err = capsys.readouterr().err
+        assert "holds a different job" in err and named in err, err
+    assert clip_files(out) == before and not (out / "_state" / "driver.lock").exists()
+
+    assert run_in_process(manifest, out, "--actors", "1", *RENDER_FLAGS) == 0
+    assert json.loads((out / "summary.json").read_text())["rendered_this_run"] == 3
+    assert clip_files(out).items() >= before.items()  # old clips untouched
+    assert_exactly_once(out, [row["id"] for row in rows])
+    old = by_id(catalog_before, "key", "frames_sha256", "sha256")
+    now = by_id(read_catalog(out), "key", "frames_sha256", "sha256")
+    assert {i: v for i, v in now.items() if i in old} == old
+
+
+def _kill_report(recorded: set[str], clips: dict[str, int]) -> dict:
+    on_disk = {Path(name).name.split(".", 1)[0] for name in clips}
+    lost = on_disk - recorded  # rendered, not yet checkpointed: will render again
+    return {"recorded": len(recorded), "clips": len(on_disk), "lost": len(lost)}
+
+
+def _assert_not_rerendered(out: Path, recorded: set[str], clips_then: dict[str, int]) -> None:
+    """Keys the ledger held at a kill were skipped by every later run: same clip file."""
+    now = clip_files(out)
+    for name, inode in clips_then.items():
+        if Path(name).name.split(".", 1)[0] in recorded:
+            assert now.get(name) == inode, f"{name} was rendered again"
+
+
+def _rerendered(out: Path, recorded: set[str], clips_then: dict[str, int]) -> int:
+    now = clip_files(out)
+    return sum(
+        1
+        for name, inode in clips_then.items()
+        if Path(name).name.split(".", 1)[0] not in recorded and now.get(name) != inode
+    )
