@@ -9,23 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.config import REQUEST_FIELDS
 from pipeline.ledger import LEDGER_SCHEMA
 from pipeline.storage import RunDir
 
-REQUEST_COLUMNS = (
-    "id",
-    "key",
-    "prompt",
-    "negative_prompt",
-    "seed",
-    "model",
-    "height",
-    "width",
-    "num_frames",
-    "fps",
-    "num_inference_steps",
-    "guidance_scale",
-)
+REQUEST_COLUMNS = ("id", "key", *REQUEST_FIELDS)
 RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != "key")
 
 
@@ -39,7 +27,7 @@ def build_catalog(rows: pa.Table, results: pa.Table, passthrough: tuple[str, ...
     columns["attempts"] = pc.fill_null(columns["attempts"], 0)
     for name in passthrough:
         columns[name] = rows[name]
-    ordered = [*REQUEST_COLUMNS[:12], *RESULT_COLUMNS, *passthrough]
+    ordered = [*REQUEST_COLUMNS, *RESULT_COLUMNS, *passthrough]
     return pa.table({name: columns[name] for name in ordered})
 
 

@@ -21,6 +21,27 @@ examples:
   promptreel demo"""
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
 def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", help="Parquet, CSV or JSONL; a path or any fsspec URL")
     parser.add_argument(
@@ -49,14 +70,14 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     pixels = parser.add_argument_group("pixels (recorded in job.json; a resume must match)")
     pixels.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=d_render.batch_size,
         metavar="N",
         help="items per pipeline call; changes a few pixel values (default: %(default)s)",
     )
     pixels.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=d_render.threads,
         metavar="N",
         help="torch threads per render actor, pinned (default: %(default)s)",
@@ -99,35 +120,35 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     )
     cluster.add_argument(
         "--actors",
-        type=int,
+        type=positive_int,
         default=d_cluster.actors,
         metavar="N",
         help="render actors, one loaded pipeline each (default: %(default)s)",
     )
     cluster.add_argument(
         "--gpus-per-actor",
-        type=float,
+        type=non_negative,
         default=d_cluster.gpus_per_actor,
         metavar="G",
         help="fractions allowed, e.g. 0.5 (default: %(default)s)",
     )
     cluster.add_argument(
         "--cpus-per-actor",
-        type=float,
+        type=non_negative,
         default=d_cluster.cpus_per_actor,
         metavar="C",
         help="(default: %(default)s)",
     )
     cluster.add_argument(
         "--encode-workers",
-        type=int,
+        type=positive_int,
         default=d_cluster.encode_workers,
         metavar="N",
         help="concurrent ffmpeg encodes per actor (default: %(default)s)",
     )
     cluster.add_argument(
         "--batch-timeout",
-        type=float,
+        type=non_negative,
         default=d_cluster.batch_timeout_s,
         metavar="S",
         help="an actor with no result for S seconds is presumed hung, killed and replaced; "
@@ -136,7 +157,7 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     runs = parser.add_argument_group("resume and failures")
     runs.add_argument(
         "--max-retries",
-        type=int,
+        type=non_negative_int,
         default=2,
         metavar="N",
         help="extra attempts for retriable failures (default: %(default)s)",
@@ -148,7 +169,7 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     )
     runs.add_argument(
         "--flush-interval",
-        type=float,
+        type=non_negative,
         default=30.0,
         metavar="S",
         help="seconds between ledger checkpoints; a killed driver loses at most "
@@ -177,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", default=None, help="run dir, to count what is already done")
     plan.add_argument(
         "--seconds-per-item",
-        type=float,
+        type=non_negative,
         default=None,
         metavar="S",
         help="estimate GPU-hours at this rate (default: measured, if --out has one)",
@@ -214,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
-    demo.add_argument("--actors", type=int, default=1, help="(default: %(default)s)")
+    demo.add_argument("--actors", type=positive_int, default=1, help="(default: %(default)s)")
     return parser
 
 

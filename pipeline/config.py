@@ -18,7 +18,9 @@ PARAM_COLUMNS = (
     "num_inference_steps",
     "guidance_scale",
 )
-REQUEST_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
+# What decides an item (with the model's fingerprint); the key hashes these.
+REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
+REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)
 
 
 @dataclass(frozen=True)

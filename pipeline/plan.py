@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import SEED_SPACE, EncodeSettings, RenderSettings
+from pipeline.config import REQUEST_FIELDS, SEED_SPACE, EncodeSettings, RenderSettings
 from pipeline.errors import ManifestError
 from pipeline.manifest import RowProblem, ValidatedManifest
 from pipeline.models import model_fingerprint, resolve_model
@@ -23,19 +23,7 @@ KEY_VERSION = "promptreel-key-v1"
 KEY_LENGTH = 32  # hex chars of sha256: 128 bits
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
-ITEM_FIELDS = (
-    "key",
-    "prompt",
-    "negative_prompt",
-    "seed",
-    "model",
-    "height",
-    "width",
-    "num_frames",
-    "fps",
-    "num_inference_steps",
-    "guidance_scale",
-)
+ITEM_FIELDS = ("key", *REQUEST_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -118,10 +106,8 @@ def compute_keys(table: pa.Table) -> pa.Array:
         spec: model_fingerprint(resolve_model(spec))
         for spec in pc.unique(table["model"]).to_pylist()
     }
-    names = ("prompt", "negative_prompt", "seed", "height", "width", "num_frames", "fps")
-    names += ("num_inference_steps", "guidance_scale", "model")
     keys = []
-    for row in _records(table.select(list(names))):
+    for row in _records(table.select(list(REQUEST_FIELDS))):
         fields = [
             row["prompt"],
             row["negative_prompt"],

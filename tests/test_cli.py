@@ -96,3 +96,15 @@ def test_status_json(tmp_path, ray_local, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"ok": 3, "failed": 0, "pending": 0}
     assert report["catalog"] is True
+
+
+@pytest.mark.parametrize(
+    "flag", [["--batch-size", "0"], ["--actors", "-1"], ["--threads", "x"], ["--max-retries", "-1"]]
+)
+def test_nonsense_flag_values_are_exit_2_before_any_work(tmp_path, capsys, flag):
+    manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(1))
+    with pytest.raises(SystemExit) as info:
+        main(["render", str(manifest), "--out", str(tmp_path / "run"), *flag])
+    assert info.value.code == 2
+    assert flag[0] in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
