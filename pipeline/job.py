@@ -116,6 +116,7 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
 def run_job(config: RunConfig, progress=None) -> JobResult:
     """Render every pending item of the manifest into config.out; safe to re-run."""
     started = time.time()
+    faults = Faults.parse(config.faults)  # a bad flag fails before any work
     manifest, plan = load_and_plan(config)
     run = RunDir(config.out, config.storage_options)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
@@ -132,7 +133,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         todo = pending_keys(plan, finished, config.retry_failed)
         _write_plan_keys(run, plan)
         if len(todo):
-            rendered = _render(config, run, plan, todo, ledger, lock, progress)
+            rendered = _render(config, run, plan, todo, ledger, lock, progress, faults)
         ledger.flush()  # the catalog and the sweep below read what the ledger holds
         results = with_current_uris(run, ledger.read(), config.encode.format)
         sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
@@ -149,7 +150,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run)
 
 
-def _render(config, run, plan, todo, ledger, lock, progress) -> int:
+def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
     from pipeline.executor import Dispatcher, init_ray
     from pipeline.retry import RetryBook
     from pipeline.worker import WorkerSpec
@@ -157,7 +158,6 @@ def _render(config, run, plan, todo, ledger, lock, progress) -> int:
     init_ray(config.cluster)
     if progress is not None:
         progress.start(len(todo))
-    faults = Faults.parse(config.faults)
     book = RetryBook(config.max_retries)
     rendered = 0
     last_beat = time.monotonic()
