@@ -6,6 +6,7 @@ validate -> plan -> claim the run dir (job.json, lock) -> skip finished keys (le
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import platform
@@ -201,9 +202,6 @@ def _write_plan_keys(run: RunDir, plan: Plan) -> None:
 
 
 def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s: float) -> dict:
-    import diffusers
-    import torch
-
     return {
         "counts": counts,
         "rows": plan.rows.num_rows,
@@ -216,13 +214,19 @@ def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s:
         "render": asdict(config.render),
         "encode": asdict(config.encode),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # From package metadata: importing torch here would cost the driver seconds.
         "versions": {
             "python": platform.python_version(),
-            "torch": torch.__version__,
-            "diffusers": diffusers.__version__,
-            "pyarrow": pa.__version__,
+            **{name: _version(name) for name in ("torch", "diffusers", "ray", "pyarrow")},
         },
     }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _raise_interrupt(signum, frame):
