@@ -42,26 +42,19 @@ def cmd_plan(args) -> int:
     if args.out:
         finished = Ledger(RunDir(args.out, args.storage_options)).read()
         todo = pending_keys(plan, finished, False)
-    buckets = Counter()
-    batches = 0
-    for batch in plan.batches(todo):
-        first = batch.items[0]
-        shape = (
-            first.model,
-            first.width,
-            first.height,
-            first.num_frames,
-            first.num_inference_steps,
-        )
-        buckets[shape] += len(batch.items)
-        batches += 1
+    buckets = plan.pending_buckets(todo)
+    batches = sum(bucket["batches"] for bucket in buckets)
     print(
         f"rows: {plan.rows.num_rows}  distinct items: {plan.items.num_rows}  "
         f"done: {plan.items.num_rows - len(todo)}  pending: {len(todo)}  "
         f"batches of {config.render.batch_size}: {batches}"
     )
-    for (model, width, height, frames, steps), count in sorted(buckets.items()):
-        print(f"  {model}  {width}x{height}x{frames}  {steps} steps: {count} pending")
+    for b in buckets:
+        print(
+            f"  {b['model']}  {b['width']}x{b['height']}x{b['num_frames']}  "
+            f"{b['num_inference_steps']} steps, guidance {b['guidance_scale']:g}: "
+            f"{b['items']} pending in {b['batches']} batches"
+        )
     _print_estimate(args.seconds_per_item, finished, len(todo), config.cluster)
     print("nothing written (dry run)")
     return 0
