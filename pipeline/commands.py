@@ -40,7 +40,9 @@ def cmd_plan(args) -> int:
     _print_warnings(manifest)
     todo, finished = plan.items["key"], None
     if args.out:
-        finished = Ledger(RunDir(args.out, args.storage_options)).read()
+        finished = Ledger(RunDir(args.out, args.storage_options)).read(
+            columns=("status", "render_s")
+        )
         todo = pending_keys(plan, finished, False)
     buckets = plan.pending_buckets(todo)
     batches = sum(bucket["batches"] for bucket in buckets)

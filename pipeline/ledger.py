@@ -11,6 +11,7 @@ import io
 import time
 import uuid
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -48,9 +49,9 @@ def _to_parquet(table: pa.Table) -> bytes:
 
 def latest_per_key(table: pa.Table) -> pa.Table:
     """Keep the last row of each key (rows are in write order)."""
-    if table.num_rows == 0:
-        return table
-    indexed = table.append_column("_order", pa.array(range(table.num_rows), pa.int64()))
+    if table.num_rows == 0 or pc.count_distinct(table["key"]).as_py() == table.num_rows:
+        return table  # no key twice (the usual case): nothing to drop
+    indexed = table.append_column("_order", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     last = indexed.group_by("key", use_threads=False).aggregate([("_order", "max")])["_order_max"]
     # The row positions themselves, in write order (not the positions of the sorted values).
     return table.take(last.take(pc.sort_indices(last)))
@@ -81,12 +82,19 @@ class Ledger:
             return []
         return sorted(p for p in names if p.rsplit("/", 1)[-1].startswith("part-"))
 
-    def read(self) -> pa.Table:
-        """Every key's latest result so far. Safe while a driver appends or compacts."""
+    def read(self, columns: tuple[str, ...] | None = None) -> pa.Table:
+        """Every key's latest result so far. Safe while a driver appends or compacts.
+
+        `columns` (key is always included) reads less: a resume scan needs key and status.
+        """
+        schema = LEDGER_SCHEMA
+        if columns is not None:
+            schema = pa.schema([schema.field(n) for n in schema.names if n in {"key", *columns}])
         for attempt in range(READ_ATTEMPTS):
             try:
                 parts = [
-                    pq.read_table(io.BytesIO(self.run.fs.cat_file(p))) for p in self.part_paths()
+                    pq.read_table(io.BytesIO(self.run.fs.cat_file(p)), columns=schema.names)
+                    for p in self.part_paths()
                 ]
                 break
             except FileNotFoundError:
@@ -95,9 +103,8 @@ class Ledger:
                     raise
                 time.sleep(0.05)
         if not parts:
-            return LEDGER_SCHEMA.empty_table()
-        table = pa.concat_tables([p.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA) for p in parts])
-        return latest_per_key(table)
+            return schema.empty_table()
+        return latest_per_key(pa.concat_tables([p.cast(schema) for p in parts]))
 
     def append(self, rows: list[dict]) -> bool:
         """Buffer rows; write a part when the flush interval has passed. True if flushed."""

@@ -21,7 +21,7 @@ def run_status(run: RunDir) -> dict:
     if run.read_bytes(run.job_json) is None:
         raise ConfigError(f"{run.url} is not a promptreel run dir (no job.json)")
     plan_bytes = run.read_bytes(run.path("_state", "plan_keys.parquet"))
-    results = Ledger(run).read()
+    results = Ledger(run).read(columns=("status", "finished_at"))
     if plan_bytes is not None:
         keys = pq.read_table(io.BytesIO(plan_bytes))["key"]
         results = results.filter(pc.is_in(results["key"], value_set=keys))
