@@ -48,13 +48,14 @@ class Renderer:
     """Holds one loaded pipeline; renders one planned batch per call."""
 
     def __init__(self, model: str, settings: RenderSettings, faults: Faults | None = None):
-        import torch
-
-        # Pinned, not inherited: the thread count changes a few uint8 values.
-        torch.set_num_threads(settings.threads)
         self.settings = settings
         self.faults = faults or Faults()
         self.ref = resolve_model(model)
+        if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
+            import torch
+
+            # Pinned, not inherited: the thread count changes a few uint8 values.
+            torch.set_num_threads(settings.threads)
         self.pipe = load_pipeline(self.ref, settings)
         self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
 
