@@ -174,7 +174,8 @@ def machine() -> dict:
     load = os.getloadavg()
     return {
         "cpus": os.cpu_count(),
-        "load_avg_1_5_15": [round(x, 2) for x in load],
+        "load_avg_1_5_15_at_start": list(_START_LOAD),
+        "load_avg_1_5_15_at_end": [round(x, 2) for x in load],
         "python": platform.python_version(),
         "platform": platform.platform(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -270,5 +271,9 @@ def make_prompt(i: int, length: int = 0) -> str:
     return text[:length] if length else text
 
 
+_START_LOAD: list[float] = []
+
+
 def header(title: str) -> None:
+    _START_LOAD[:] = [round(x, 2) for x in os.getloadavg()]
     print(f"\n== {title} ==\n{load_note()}", flush=True)
