@@ -15,10 +15,11 @@ def _print_warnings(manifest) -> None:
 
 
 def cmd_validate(args) -> int:
-    from pipeline.manifest import read_manifest, validate
+    from pipeline.manifest import load
 
-    manifest = validate(
-        read_manifest(args.manifest, args.storage_options),
+    manifest = load(
+        args.manifest,
+        args.storage_options,
         default_model=args.model,
         strict_seeds=args.strict_seeds,
     )

@@ -59,13 +59,6 @@ def init_ray(cluster: ClusterSettings) -> None:
     )
 
 
-def shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 class RenderActor:
     """Holds one loaded pipeline for the whole run (loaded once, in the constructor)."""
 

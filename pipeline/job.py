@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError
 from pipeline.faults import Faults
 from pipeline.ledger import Ledger
 from pipeline.lock import DriverLock
-from pipeline.manifest import ValidatedManifest, read_manifest, validate
+from pipeline.manifest import ValidatedManifest, load
 from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
 from pipeline.report import write_report
 from pipeline.storage import TMP_PREFIX, RunDir, check_run_dir_writable
@@ -44,8 +44,9 @@ class JobResult:
 
 
 def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
-    manifest = validate(
-        read_manifest(config.manifest, config.storage_options),
+    manifest = load(
+        config.manifest,
+        config.storage_options,
         default_model=config.render.model,
         strict_seeds=config.strict_seeds,
     )
