@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline.arrow_io import parquet_bytes, read_parquet
 from pipeline.config import REQUEST_FIELDS
 from pipeline.ledger import LEDGER_SCHEMA
 from pipeline.storage import RunDir
@@ -32,14 +31,12 @@ def build_catalog(rows: pa.Table, results: pa.Table, passthrough: tuple[str, ...
 
 
 def write_catalog(run: RunDir, catalog: pa.Table) -> None:
-    sink = io.BytesIO()
-    pq.write_table(catalog, sink, compression="zstd")
-    run.write(run.catalog, sink.getvalue())
+    run.write(run.catalog, parquet_bytes(catalog))
 
 
 def read_catalog(run: RunDir) -> pa.Table | None:
     data = run.read_bytes(run.catalog)
-    return None if data is None else pq.read_table(io.BytesIO(data))
+    return None if data is None else read_parquet(data)
 
 
 def status_counts(catalog: pa.Table) -> dict[str, int]:

@@ -7,7 +7,6 @@ validate -> plan -> claim the run dir (job.json, lock) -> skip finished keys (le
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import json
 import platform
 import signal
@@ -17,9 +16,9 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import catalog as catalog_mod
+from pipeline.arrow_io import parquet_bytes
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError
 from pipeline.faults import Faults
@@ -197,9 +196,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
 
 def _write_plan_keys(run: RunDir, plan: Plan) -> None:
     """The plan's keys, so `status` can count pending items without the manifest."""
-    sink = io.BytesIO()
-    pq.write_table(plan.items.select(["key"]), sink, compression="zstd")
-    run.write(run.path("_state", "plan_keys.parquet"), sink.getvalue())
+    run.write(run.path("_state", "plan_keys.parquet"), parquet_bytes(plan.items.select(["key"])))
 
 
 def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s: float) -> dict:

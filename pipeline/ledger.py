@@ -7,15 +7,14 @@ always on storage before its ledger row, so a crash between the two only re-rend
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline.arrow_io import parquet_bytes, read_parquet
 from pipeline.storage import TMP_PREFIX, RunDir
 
 READ_ATTEMPTS = 5  # a reader racing a compaction re-lists the parts
@@ -39,12 +38,6 @@ LEDGER_SCHEMA = pa.schema(
 
 def _part_sequence(path: str) -> int:
     return int(path.rsplit("/", 1)[-1].split("-")[1])
-
-
-def _to_parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def latest_per_key(table: pa.Table) -> pa.Table:
@@ -93,7 +86,7 @@ class Ledger:
         for attempt in range(READ_ATTEMPTS):
             try:
                 parts = [
-                    pq.read_table(io.BytesIO(self.run.fs.cat_file(p)), columns=schema.names)
+                    read_parquet(self.run.fs.cat_file(p), columns=schema.names)
                     for p in self.part_paths()
                 ]
                 break
@@ -119,7 +112,7 @@ class Ledger:
         if not self._pending:
             return
         table = pa.Table.from_pylist(self._pending, schema=LEDGER_SCHEMA)
-        self.run.write(self._part_path(), _to_parquet(table))
+        self.run.write(self._part_path(), parquet_bytes(table))
         self._pending = []
 
     def compact(self) -> pa.Table:
@@ -127,7 +120,7 @@ class Ledger:
         paths = self.part_paths()
         table = self.read()
         if len(paths) > 1:
-            self.run.write(self._part_path(), _to_parquet(table))
+            self.run.write(self._part_path(), parquet_bytes(table))
             for path in paths:
                 self.run.fs.rm_file(path)
         self._remove_temp_files()

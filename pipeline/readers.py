@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.arrow_io import native_reader
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -42,17 +43,21 @@ def manifest_format(url: str) -> str:
 
 
 def read_manifest(url: str, storage_options: dict | None = None) -> pa.Table:
-    """Read a manifest from a local path or any fsspec URL into an Arrow table."""
+    """Read a manifest from a local path or any fsspec URL into an Arrow table.
+
+    The bytes are read here, then parsed from memory: Arrow's threads never call back into
+    a Python file object (see pipeline/arrow_io.py).
+    """
     fmt = manifest_format(url)
-    compression = fsspec.utils.infer_compression(url.split("::")[0])
     try:
         with fsspec.open(url, "rb", compression="infer", **(storage_options or {})) as handle:
             if fmt == "parquet":
-                source = pa.BufferReader(handle.read()) if compression else handle
-                return pq.read_table(source)
+                return pq.read_table(native_reader(handle.read()))
             if fmt == "csv":
                 return pacsv.read_csv(
-                    handle, parse_options=_CSV_PARSE, convert_options=_CSV_CONVERT
+                    native_reader(handle.read()),
+                    parse_options=_CSV_PARSE,
+                    convert_options=_CSV_CONVERT,
                 )
             return _read_jsonl(io.TextIOWrapper(handle, encoding="utf-8-sig"))
     except ManifestError:

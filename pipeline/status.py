@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import datetime
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline.arrow_io import read_parquet
 from pipeline.errors import ConfigError
 from pipeline.ledger import Ledger
 from pipeline.lock import DriverLock
@@ -23,7 +22,7 @@ def run_status(run: RunDir) -> dict:
     plan_bytes = run.read_bytes(run.path("_state", "plan_keys.parquet"))
     results = Ledger(run).read(columns=("status", "finished_at"))
     if plan_bytes is not None:
-        keys = pq.read_table(io.BytesIO(plan_bytes))["key"]
+        keys = read_parquet(plan_bytes)["key"]
         results = results.filter(pc.is_in(results["key"], value_set=keys))
         total = len(keys)
     else:
