@@ -1,8 +1,8 @@
 """Pinned weights (issue 9, part 3): a hub id resolves to a commit sha before planning.
 
 No network: a Hugging Face cache is built locally in the hub's own layout
-(`models--acme--house-video/{blobs,refs/main,snapshots/<sha>/}`, snapshot files linked to
-blobs) in a temp HF_HOME. Snapshot A holds the tiny Wan checkpoint, snapshot B the same
+(`models--acme--house-video/{blobs,refs/main,snapshots/<sha>/}`, tests/hub_cache.py) in a
+temp HF_HOME. Snapshot A holds the tiny Wan checkpoint, snapshot B the same
 with other transformer weights. The repo's name says nothing about its family: it has to
 come from the snapshot's model_index.json. Every render is a real subprocess with its own
 local Ray, so HF_HOME / HF_HUB_OFFLINE reach the driver and the actors as they would.
@@ -10,7 +10,6 @@ local Ray, so HF_HOME / HF_HUB_OFFLINE reach the driver and the actors as they w
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -27,35 +26,13 @@ from pipeline.encode import decode_clip
 from pipeline.errors import ConfigError
 from pipeline.models.hub import family_from_model_index, pin_hub_model
 from tests.conftest import REPO, prompt_rows, read_catalog, run_cli, write_manifest
+from tests.hub_cache import add_snapshot, point_ref
 
 REPO_ID = "acme/house-video"
 SHA_A = "a1" * 20
 SHA_B = "b2" * 20
 ROW = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 2}
 FLAGS = ("--batch-size", "2", "--no-progress", "--flush-interval", "0.2")
-
-
-def add_snapshot(hub: Path, repo_id: str, sha: str, source: Path) -> Path:
-    """Store `source`'s files as a hub snapshot: content in blobs/, links in snapshots/."""
-    repo = hub / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / sha
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        if path.name == "promptreel.json":  # a hub checkpoint carries no promptreel hints
-            continue
-        data = path.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = snapshot / path.relative_to(source)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return snapshot
-
-
-def point_ref(hub: Path, repo_id: str, sha: str, ref: str = "main") -> None:
-    refs = hub / ("models--" + repo_id.replace("/", "--")) / "refs"
-    refs.mkdir(parents=True, exist_ok=True)
-    (refs / ref).write_text(sha)
 
 
 def other_weights(source: Path, target: Path) -> Path:
