@@ -116,6 +116,8 @@ def _snapshot_dir(cache_dir: str, repo_id: str, sha: str) -> Path:
 
 def _not_available(name, repo_id, cache_dir, offline, cause, sha=None) -> ConfigError:
     what = f"commit {sha}" if sha else "it"
+    revision = sha or name.partition("@")[2]
+    download = f"hf download {repo_id}" + (f" --revision {revision}" if revision else "")
     if offline:
         why = "HF_HUB_OFFLINE is set, so the hub is not asked"
     else:
@@ -123,7 +125,7 @@ def _not_available(name, repo_id, cache_dir, offline, cause, sha=None) -> Config
         why = f"the hub could not be reached ({type(cause).__name__}: {cause})"
     return ConfigError(
         f"model {name!r}: {what} is not in the local Hugging Face cache ({cache_dir}) and {why}. "
-        f"Download it where the hub is reachable (`hf download {repo_id}` with the same "
+        f"Download it where the hub is reachable (`{download}` with the same "
         "HF_HOME or HF_HUB_CACHE) and bring that cache here, "
         + ("unset HF_HUB_OFFLINE, " if offline else "")
         + "or pass a local diffusers directory as --model."
