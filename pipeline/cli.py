@@ -49,7 +49,8 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
         default="tiny",
         help="'tiny' (embedded random-weight Wan, built locally), 'null' (benchmark aid: "
         "cheap frames, no diffusion), a local diffusers directory, or a hub id "
-        "(default: %(default)s). A manifest `model` column overrides it per row.",
+        "(default: %(default)s); a hub id is pinned to a commit before planning, "
+        "'org/name@sha' names one. A manifest `model` column overrides it per row.",
     )
     parser.add_argument(
         "--strict-seeds",
@@ -214,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manifest_args(render)
     render.add_argument("--out", required=True, help="run dir: a path or fsspec URL")
     _add_render_args(render)
+    render.add_argument(
+        "--allow-version-change",
+        action="store_true",
+        help="resume a run dir rendered with other torch/diffusers/transformers versions "
+        "(job.json records the new ones; earlier clips keep the old numerics)",
+    )
 
     status = commands.add_parser("status", help="ok / failed / pending of a run dir, rate, ETA")
     status.add_argument("run", help="run dir")
@@ -267,6 +274,7 @@ def config_from_args(args) -> RunConfig:
         max_retries=args.max_retries,
         retry_failed=args.retry_failed,
         strict_seeds=args.strict_seeds,
+        allow_version_change=getattr(args, "allow_version_change", False),
         flush_interval_s=args.flush_interval,
         progress=not args.no_progress,
         faults=tuple(args.inject_fault),

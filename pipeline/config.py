@@ -84,6 +84,8 @@ class RunConfig:
     max_retries: int = 2
     retry_failed: bool = False
     strict_seeds: bool = False
+    # Resume a run dir rendered with other torch/diffusers/transformers (see pipeline/pins.py).
+    allow_version_change: bool = False
     flush_interval_s: float = 30.0
     progress: bool = True
     # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).

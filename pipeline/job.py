@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import catalog as catalog_mod
+from pipeline import pins
 from pipeline.arrow_io import parquet_bytes
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError
@@ -25,6 +26,7 @@ from pipeline.faults import Faults
 from pipeline.ledger import Ledger
 from pipeline.lock import DriverLock
 from pipeline.manifest import ValidatedManifest, load
+from pipeline.models import resolve_model
 from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
 from pipeline.report import write_report
 from pipeline.storage import TMP_PREFIX, RunDir, check_run_dir_writable
@@ -43,6 +45,7 @@ class JobResult:
 
 
 def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
+    resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
     manifest = load(
         config.manifest,
         config.storage_options,
@@ -52,19 +55,28 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
     return manifest, make_plan(manifest, config.render.batch_size)
 
 
-def claim_run_dir(run: RunDir, fingerprint: dict) -> None:
-    """Record the job in job.json, or refuse a run dir that belongs to another job."""
+def claim_run_dir(
+    run: RunDir, fingerprint: dict, record: dict | None = None, allow_version_change=False
+) -> None:
+    """Record the job in job.json, or refuse a run dir that belongs to another job.
+    `record` (hub commits, library versions) has its own resume rules: see pipeline/pins.py."""
     recorded = run.read_bytes(run.job_json)
     if recorded is None:
-        run.write(run.job_json, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
+        job = {**fingerprint, **(record or {})}
+        run.write(run.job_json, json.dumps(job, indent=2, sort_keys=True).encode())
         return
-    differences = fingerprint_differences(json.loads(recorded), fingerprint)
+    recorded = json.loads(recorded)
+    pins.check_hub_pins(run.url, recorded, record or {})
+    differences = fingerprint_differences(pins.without_record(recorded), fingerprint)
     if differences:
         raise ConfigError(
             f"{run.url} holds a different job; refusing to mix its clips with this one:\n  "
             + "\n  ".join(differences)
             + "\nUse another --out, or the run's original settings."
         )
+    updated = pins.resumed_record(run.url, recorded, record or {}, allow_version_change)
+    if updated != recorded:
+        run.write(run.job_json, json.dumps(updated, indent=2, sort_keys=True).encode())
 
 
 def pending_keys(plan: Plan, finished: pa.Table, retry_failed: bool) -> pa.Array:
@@ -122,7 +134,10 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     run = RunDir(config.out, config.storage_options)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     settings = config.render
-    claim_run_dir(run, job_fingerprint(settings, config.encode))
+    record = pins.run_record([settings.model, *pc.unique(plan.items["model"]).to_pylist()])
+    claim_run_dir(
+        run, job_fingerprint(settings, config.encode), record, config.allow_version_change
+    )
     lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
     lock.acquire()
     ledger = Ledger(run, config.flush_interval_s)
@@ -180,7 +195,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
     pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
     for model in pc.unique(pending_models).to_pylist():
         spec = WorkerSpec(
-            model=model,
+            model=resolve_model(model).pinned_spec,  # every actor, every node: this commit
             render=config.render,
             encode=config.encode,
             run=run,

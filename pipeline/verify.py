@@ -11,6 +11,7 @@ from pipeline.catalog import read_catalog
 from pipeline.config import RenderSettings
 from pipeline.encode import decode_clip, frames_sha256
 from pipeline.errors import ConfigError, EncodeError
+from pipeline.pins import pinned_model
 from pipeline.plan import ITEM_FIELDS, Batch, Item
 from pipeline.render import Renderer
 from pipeline.storage import TMP_PREFIX, RunDir, open_fs
@@ -64,7 +65,7 @@ def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str], clips: d
     rows = ok.take(list(range(0, ok.num_rows, step))[:sample]).to_pylist()
     renderers: dict[str, Renderer] = {}
     for row in rows:
-        model = row["model"]
+        model = pinned_model(job, row["model"])  # the commit the run rendered, not today's
         if model not in renderers:
             renderers[model] = Renderer(model, RenderSettings(**{**job["render"], "model": model}))
         item = Item(**{name: row[name] for name in ITEM_FIELDS})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +17,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports off loopback
+# Hub ids resolve to commits from a Hugging Face cache: never the network, never the
+# developer's own cache (set before anything imports huggingface_hub; see hub_cache.py).
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="promptreel-test-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 

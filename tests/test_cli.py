@@ -79,7 +79,7 @@ def test_plan_is_a_dry_run_with_counts(tmp_path, capsys):
 def test_bad_flags_are_exit_2(tmp_path):
     manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(1))
     result = run_cli("render", manifest, "--out", tmp_path / "run", "--model", "nope/unknown")
-    assert result.returncode == 2 and "unknown model" in result.stderr
+    assert result.returncode == 2 and "'nope/unknown': it is not in the local" in result.stderr
     result = run_cli("validate", tmp_path / "missing.parquet")
     assert result.returncode == 2 and "missing.parquet" in result.stderr
 

@@ -20,6 +20,7 @@ from pipeline.manifest import (
     read_manifest,
     validate,
 )
+from tests.hub_cache import cache_model_index
 
 MAX = 2**64 - 1
 WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
@@ -163,7 +164,10 @@ def test_unknown_model():
     assert "row 1 (id 'y'): model: unknown model 'nope'" in text and "row 2 (id 'z')" in text
 
 
-def test_family_shape_rules():
+def test_family_shape_rules(tmp_path):
+    # hub ids resolve before validation: their family comes from a cached model_index.json
+    cache_model_index(tmp_path, "Lightricks/LTX-Video", "LTXPipeline")
+    cache_model_index(tmp_path, WAN, "WanPipeline")
     table = pa.table(
         {
             "id": ["ok", "frames", "width", "ltx", "wan"],

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.models.families import FAMILIES, Family, family_for_class, family_for_hub_id
+from pipeline.models.hub import family_from_model_index, pin_hub_model, pinned_spec, split_hub_spec
 
 # A checkpoint may carry its own family and defaults (the embedded tiny model does).
 PROMPTREEL_META = "promptreel.json"
@@ -23,7 +24,12 @@ class ModelRef:
     kind: str  # "tiny" | "null" | "local" | "hub"
     family: Family
     location: str = ""  # directory or hub id; for "tiny" resolved when first loaded
-    revision: str | None = None
+    revision: str | None = None  # hub: the full commit sha the spec resolved to
+
+    @property
+    def pinned_spec(self) -> str:
+        """A spec naming exactly these weights: what actors on other nodes resolve."""
+        return pinned_spec(self.location, self.revision) if self.kind == "hub" else self.spec
 
 
 @lru_cache(maxsize=64)
@@ -37,19 +43,25 @@ def resolve_model(spec: str) -> ModelRef:
         return ModelRef(spec, "local", _local_family(path), str(path.resolve()))
     if spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]:
         raise ConfigError(f"model {spec!r}: no such local directory")
-    hub_id, _, revision = spec.partition("@")
-    if hub_id.count("/") != 1 or not all(hub_id.split("/")):
-        raise ConfigError(
-            f"unknown model {spec!r}: expected 'tiny', 'null', a local diffusers directory "
-            "or a hub id like 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers'"
-        )
-    family = family_for_hub_id(hub_id)
+    return _resolve_hub_model(spec)
+
+
+def _resolve_hub_model(spec: str) -> ModelRef:
+    """Pin a hub id to its commit sha now; its family from the snapshot's model_index.json
+    (the name is only a fallback, for a cached snapshot without one)."""
+    pin = pin_hub_model(*split_hub_spec(spec))
+    family = None
+    if pin.model_index is not None:
+        class_name, family = family_from_model_index(pin.model_index)
+        if family is None:
+            raise ConfigError(f"model {spec!r}: unsupported pipeline class {class_name!r}")
+    family = family or family_for_hub_id(pin.repo_id)
     if family is None:
         raise ConfigError(
             f"unknown model {spec!r}: cannot tell its family from the name; supported families: "
             + ", ".join(name for name in FAMILIES if name not in ("tiny", "null"))
         )
-    return ModelRef(spec, "hub", family, hub_id, revision or None)
+    return ModelRef(spec, "hub", family, pin.repo_id, pin.sha)
 
 
 def _local_family(path: Path) -> Family:
@@ -83,7 +95,7 @@ def model_fingerprint(ref: ModelRef) -> str:
     if ref.kind == "null":
         return "null-v1"
     if ref.kind == "hub":
-        return f"hub:{ref.location}@{ref.revision or 'main'}"
+        return f"hub:{ref.location}@{ref.revision}"  # a full commit sha, never a branch
     return "dir:" + _directory_digest(Path(model_location(ref)))
 
 
