@@ -233,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
 
+    from pipeline.export.cli import add_parser as add_export_parser
+
+    add_export_parser(commands)
+
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
     demo.add_argument("--actors", type=positive_int, default=1, help="(default: %(default)s)")
