@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -134,6 +135,23 @@ def plan_work(units: list[Unit], final: Unit, dest, listing: dict[str, int]):
     return [unit for unit in todo if unit is not final], final_done
 
 
+class _KillSwitch:
+    """Tests only: SIGKILL this process right after the Nth unit is written, from the
+    thread that wrote it, while other units may be half-written (as an OOM-kill or a
+    pre-empted node would)."""
+
+    def __init__(self, after: int | None):
+        self.after, self.done, self.lock = after, 0, threading.Lock()
+
+    def count(self) -> None:
+        if self.after is None:
+            return
+        with self.lock:
+            self.done += 1
+            if self.done >= self.after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_units(
     units: list[Unit],
     final: Unit,
@@ -143,8 +161,7 @@ def write_units(
     stop_after: int | None = None,
 ) -> ExportStats:
     """Write every missing unit (in a thread pool: storage round trips dominate), then the
-    final index. `stop_after` (tests only) SIGKILLs this process after that many units
-    were written, as an OOM-kill or a pre-empted node would."""
+    final index. `stop_after`: see _KillSwitch."""
     started = time.perf_counter()
     listing = dest.remove_temp_files(dest.listing())
     todo, final_done = plan_work(units, final, dest, listing)
@@ -157,9 +174,14 @@ def write_units(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="file", dynamic_ncols=True, file=sys.stderr)
-    written = 0
+    counter = _KillSwitch(stop_after)
+
+    def write(unit: Unit) -> None:
+        unit.write(dest)
+        counter.count()
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(unit.write, dest) for unit in todo}
+        futures = {pool.submit(write, unit) for unit in todo}
         while futures:
             done, futures = wait(futures, return_when=FIRST_EXCEPTION)
             for future in done:
@@ -167,11 +189,8 @@ def write_units(
                     for other in futures:
                         other.cancel()
                     raise future.exception()
-                written += 1
                 if bar is not None:
                     bar.update(1)
-                if stop_after is not None and written >= stop_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
     if bar is not None:
         bar.close()
     if not final_done:
