@@ -18,6 +18,7 @@ examples:
   promptreel render   prompts.parquet --out runs/r1 --actors 2 --batch-size 4
   promptreel status   runs/r1
   promptreel render   prompts.parquet --out runs/r1     # after a crash: finishes the job
+  promptreel export   runs/r1 --to webdataset shards/   # also --to hf | vbench | files
   promptreel demo"""
 
 
