@@ -202,6 +202,17 @@ def test_a_dest_holding_other_files_is_refused(run, tmp_path, capsys):
     assert os.listdir(dest) == ["notes.txt"]
 
 
+def test_an_export_with_other_options_is_not_overwritten(run, tmp_path, capsys):
+    dest = tmp_path / "wds"
+    assert export(run, "webdataset", dest, "--shard-size", 3)[0] == 0
+    before = {p: (dest / p).read_bytes() for p in files_in(dest)}
+    code, _, err = export(run, "webdataset", dest, "--shard-size", 10, capsys=capsys)
+    assert code == 2
+    assert "00000_stats.json: records other rows" in err and "export.json: differs" in err
+    assert "holds 19 file(s)" in err  # 3 stats, export.json, and 5 shards x 3 files too many
+    assert {p: (dest / p).read_bytes() for p in files_in(dest)} == before
+
+
 def test_an_unfinished_run_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     code, _, err = export(tmp_path / "run", "files", tmp_path / "out", capsys=capsys)

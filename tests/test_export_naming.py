@@ -103,7 +103,7 @@ def test_vbench_names_are_verbatim_and_refused_when_impossible():
     assert "'/'" in vbench_name_problem("</script>", 0, "mp4")
     assert "NUL" in vbench_name_problem("a\x00b", 0, "mp4")
     assert "empty" in vbench_name_problem("", 0, "mp4")
-    assert "empty" in vbench_name_problem(None, 0, "mp4")
+    assert "not text" in vbench_name_problem(None, 0, "mp4")
     assert "byte" in vbench_name_problem("é" * 126, 0, "mp4")  # 252 + "-0.mp4" > 255
     assert vbench_name_problem("é" * 124, 0, "mp4") is None
 

@@ -70,6 +70,7 @@ def test_killed_files_export_resumes(run, tmp_path):
     written = [p for p in dest.iterdir() if not p.name.startswith(".tmp-")]
     assert len(written) == 5 and not (dest / "index.csv").exists()
     before = identity(written)
+    (dest / ".tmp-0123abcd").write_bytes(b"half a clip")  # as a kill mid-write leaves
 
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr

@@ -116,7 +116,9 @@ def vbench_file_name(name: str, index: int, ext: str) -> str:
 
 def vbench_name_problem(name, index: int, ext: str) -> str | None:
     """Why `name` cannot be a VBench file name, or None."""
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
+        return "is not text"
+    if not name:
         return "is empty"
     if "/" in name or "\x00" in name:
         return "contains '/' or NUL, which no file name can hold"

@@ -118,10 +118,7 @@ def plan_work(units: list[Unit], final: Unit, dest, listing: dict[str, int]):
     """(units still to write, whether the final index is already in place); every
     conflict found is raised at once (exit 2) before anything is written."""
     expected = {path for unit in (*units, final) for path in unit.outputs}
-    conflicts = [
-        Conflict(p, "not part of this export") for p in sorted(listing) if p not in expected
-    ]
-    todo, final_done = [], False
+    conflicts, todo, final_done = [], [], False
     for unit in (*units, final):
         try:
             if not unit.complete(listing, dest):
@@ -130,6 +127,8 @@ def plan_work(units: list[Unit], final: Unit, dest, listing: dict[str, int]):
                 final_done = True
         except Conflict as conflict:
             conflicts.append(conflict)
+    foreign = [path for path in sorted(listing) if path not in expected]
+    conflicts += [Conflict(path, "not part of this export") for path in foreign]
     if conflicts:
         raise _conflict_error(dest, conflicts)
     return [unit for unit in todo if unit is not final], final_done
