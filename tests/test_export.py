@@ -213,6 +213,16 @@ def test_an_export_with_other_options_is_not_overwritten(run, tmp_path, capsys):
     assert {p: (dest / p).read_bytes() for p in files_in(dest)} == before
 
 
+def test_bad_destinations_and_flags_are_refused(run, tmp_path, capsys):
+    code, _, err = export(run, "files", run / "exported", capsys=capsys)
+    assert code == 2 and "inside the run dir" in err
+    code, _, err = export(run, "webdataset", tmp_path / "w", "--name-column", "id", capsys=capsys)
+    assert code == 2 and "--name-column applies to --to vbench and files" in err
+    code, _, err = export(run, "vbench", tmp_path / "v", "--name-column", "nope", capsys=capsys)
+    assert code == 2 and "no such column" in err
+    assert not (run / "exported").exists() and not list(tmp_path.iterdir())
+
+
 def test_an_unfinished_run_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     code, _, err = export(tmp_path / "run", "files", tmp_path / "out", capsys=capsys)
