@@ -18,6 +18,7 @@ examples:
   promptreel render   prompts.parquet --out runs/r1 --actors 2 --batch-size 4
   promptreel status   runs/r1
   promptreel render   prompts.parquet --out runs/r1     # after a crash: finishes the job
+  promptreel export   runs/r1 --to webdataset shards/   # also --to hf | vbench | files
   promptreel demo"""
 
 
@@ -239,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="items to re-render and compare frames_sha256 (default: %(default)s)",
     )
     verify.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
+
+    from pipeline.export.cli import add_parser as add_export_parser
+
+    add_export_parser(commands)
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")

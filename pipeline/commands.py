@@ -166,6 +166,12 @@ def cmd_verify(args) -> int:
     return 3 if problems else 0
 
 
+def cmd_export(args) -> int:
+    from pipeline.export.cli import cmd_export as export
+
+    return export(args)
+
+
 def cmd_demo(args) -> int:
     from pipeline.demo import demo_manifest_path
 
