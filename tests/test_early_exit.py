@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -115,43 +115,46 @@ def test_missing_bucket_and_bad_credentials_exit_2_every_time(s3, tmp_path):  # 
     assert_every_run(bad_credentials, 2, "error:")
 
 
-def interrupt_during_read(tmp_path: Path, command: str, index: int) -> subprocess.CompletedProcess:
-    """Ctrl-C while the manifest is being read: the manifest is a FIFO that we feed half
-    of a Parquet file, so the reader is certainly inside its read when SIGINT arrives."""
-    fifo = tmp_path / f"m{index}.parquet"
-    os.mkfifo(fifo)
-    data = (tmp_path / "big.parquet").read_bytes()
-    out = ("--out", str(tmp_path / f"run{index}")) if command == "render" else ()
+def has_open(pid: int, path: Path) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def interrupt_during_read(manifest: Path, command: str, out: Path) -> subprocess.CompletedProcess:
+    """Ctrl-C as soon as the process has the manifest open: it lands while the bytes are
+    read or while Arrow's threads parse them (a million rows take a second or more)."""
+    extra = ("--out", str(out)) if command == "render" else ()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", command, str(fifo), *out],
+        [sys.executable, "-m", "pipeline", command, str(manifest), *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    timer = threading.Timer(120, process.kill)  # a hang fails the test, never the session
-    timer.start()
-    try:
-        with open(fifo, "wb") as writer:  # returns once the reader has opened the FIFO
-            writer.write(data[: len(data) // 2])
-            writer.flush()
-            process.send_signal(signal.SIGINT)
-            try:
-                writer.write(data[len(data) // 2 :])
-            except BrokenPipeError:
-                pass  # the reader stopped reading: that is the point
-    except BrokenPipeError:
-        pass
-    finally:
-        stdout, stderr = process.communicate()
-        timer.cancel()
+    deadline = time.monotonic() + 120
+    while not has_open(process.pid, manifest) and process.poll() is None:
+        assert time.monotonic() < deadline, "the manifest was never opened"
+        time.sleep(0.001)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("command", ["validate", "render"])
 def test_ctrl_c_during_manifest_read_exits_cleanly_every_time(tmp_path, command):
-    rows = [{"prompt": f"prompt {i} " + "x" * 200, "seed": i} for i in range(20000)]
-    write_manifest(tmp_path / "big.parquet", rows)
-    done = [interrupt_during_read(tmp_path, command, i) for i in range(RUNS)]
+    manifest = tmp_path / "big.csv"
+    with open(manifest, "w") as handle:
+        handle.write("prompt,seed\n")
+        handle.writelines(f"prompt number {i} of a long manifest,{i}\n" for i in range(10**6))
+    done = [interrupt_during_read(manifest, command, tmp_path / f"run{i}") for i in range(RUNS)]
     assert_every_run(done, 130, "interrupted")
     assert not any(tmp_path.glob("run*/clips"))  # nothing rendered
