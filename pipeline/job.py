@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from pipeline import catalog as catalog_mod
 from pipeline import pins
 from pipeline.arrow_io import parquet_bytes
+from pipeline.composition import with_planned_batches
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError
 from pipeline.faults import Faults
@@ -154,6 +155,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         results = with_current_uris(run, ledger.read(), config.encode.format)
         sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
         catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
+        catalog = with_planned_batches(catalog, plan.items, plan.composition)
         catalog_mod.write_catalog(run, catalog)
         counts = catalog_mod.status_counts(catalog)
         wall_s = time.time() - started

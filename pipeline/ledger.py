@@ -32,6 +32,11 @@ LEDGER_SCHEMA = pa.schema(
         ("render_s", pa.float64()),
         ("encode_s", pa.float64()),
         ("finished_at", pa.string()),
+        # The item's planned batch (pipeline/composition.py) and whether it was rendered
+        # outside it (alone, after a retry in its planned batch failed too).
+        ("batch_id", pa.string()),
+        ("batch_pos", pa.int32()),
+        ("isolated", pa.bool_()),
     ]
 )
 

@@ -201,6 +201,7 @@ def validate(
         params[name] = np.where(given & ok, values, defaults)
         params[name] = params[name].astype(np.int64 if name in INT_PARAMS else np.float64)
     _check_shapes(params, codes, families, resolved, problems)
+    priority = _priority(table, problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
     negative = pc.coalesce(
@@ -214,11 +215,26 @@ def validate(
     if strict_seeds:
         problems.items.extend(aliases)
     if problems.items:
-        raise ManifestError(sorted(problems.items, key=lambda p: (p.row, _FIELD_ORDER[p.field])))
+        order = len(_FIELD_ORDER)  # fields after the request's, e.g. priority
+        raise ManifestError(
+            sorted(problems.items, key=lambda p: (p.row, _FIELD_ORDER.get(p.field, order)))
+        )
     passthrough = tuple(name for name in names if name not in REQUEST_COLUMNS)
     for name in passthrough:
-        out = out.append_column(table.schema.field(name), table[name])
+        column = priority if name == "priority" else table[name]
+        out = out.append_column(name if name == "priority" else table.schema.field(name), column)
     return ValidatedManifest(out, () if strict_seeds else tuple(aliases), passthrough)
+
+
+def _priority(table: pa.Table, problems: _Problems) -> pa.Array | None:
+    """Optional `priority`: a finite number, higher renders first (blank: 0). It orders
+    dispatch only: part of neither the key nor the batch composition, so never the pixels."""
+    if "priority" not in table.column_names:
+        return None
+    values, given = _parse_numbers(table["priority"])
+    with np.errstate(invalid="ignore"):
+        problems.add(given & ~np.isfinite(values), "priority", "a finite number")
+    return pa.array(np.where(given & np.isfinite(values), values, 0.0), pa.float64())
 
 
 def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:

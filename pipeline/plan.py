@@ -7,6 +7,7 @@ same manifest plans the same batches whatever the actor count, order or crashes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.composition import BATCHING_VERSION, Composition, batch_id
 from pipeline.config import REQUEST_FIELDS, SEED_SPACE, EncodeSettings, RenderSettings
 from pipeline.errors import ManifestError
 from pipeline.manifest import RowProblem, ValidatedManifest
@@ -43,61 +45,133 @@ class Item:
     guidance_scale: float
 
 
+# How a batch came to run. PLANNED: its planned composition, first time. RETRY: the same
+# composition again for items that failed or were lost (their done mates as padding).
+# ISOLATED: one item alone, padded with copies of itself (after a RETRY failed too).
+PLANNED, RETRY, ISOLATED = "planned", "retry", "isolated"
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Items rendered by one pipeline call, padded to `size` with copies of the last item."""
+    """Items rendered by one pipeline call, padded to `size` with copies of the last item.
+
+    `items` are real items in their planned positions; only the `wanted` ones (all when
+    None) are kept and recorded, the others are rendered as padding so that the wanted
+    ones get exactly the pixels of their planned batch. `origin`: for an ISOLATED batch,
+    the planned batch its item left.
+    """
 
     items: tuple[Item, ...]
     size: int
+    wanted: frozenset[str] | None = None
+    stage: str = PLANNED
+    origin: Batch | None = None
 
     @property
     def model(self) -> str:
         return self.items[0].model
 
     @property
+    def kept(self) -> tuple[Item, ...]:
+        """The items whose outputs are kept, in position order."""
+        if self.wanted is None:
+            return self.items
+        return tuple(item for item in self.items if item.key in self.wanted)
+
+    @property
     def keys(self) -> tuple[str, ...]:
-        return tuple(item.key for item in self.items)
+        return tuple(item.key for item in self.kept)
 
     def padded(self) -> tuple[Item, ...]:
         return self.items + (self.items[-1],) * (self.size - len(self.items))
+
+    @property
+    def planned(self) -> Batch:
+        return self.origin or self
+
+    @functools.cached_property
+    def batch_id(self) -> str:
+        planned = self.planned
+        return batch_id(tuple(item.key for item in planned.items), planned.size)
+
+    def position(self, key: str) -> int:
+        """Position of `key` in its planned batch."""
+        return next(i for i, item in enumerate(self.planned.items) if item.key == key)
+
+    @property
+    def isolated(self) -> bool:
+        """Rendered outside its planned batch (alone, where the plan had mates)."""
+        return self.origin is not None and len(self.origin.items) > 1
+
+    def again(self, keys) -> list[Batch]:
+        """The next attempt for `keys` of this batch: the planned composition once more,
+        then each item alone (an item whose planned batch is just itself stays there)."""
+        if self.stage == PLANNED and len(self.items) > 1:
+            return [dataclasses.replace(self, wanted=frozenset(keys), stage=RETRY)]
+        if len(self.items) == 1:
+            return [self]
+        by_key = {item.key: item for item in self.items}
+        return [Batch((by_key[k],), self.size, None, ISOLATED, self.planned) for k in keys]
 
 
 @dataclass(frozen=True)
 class Plan:
     rows: pa.Table  # one row per manifest row: validated columns + `key`, `id` filled
-    items: pa.Table  # one row per distinct key
+    items: pa.Table  # one row per distinct key (+ `first_row`, and `priority` if given)
     batch_size: int
 
+    @functools.cached_property
+    def composition(self) -> Composition:
+        """The planned batches, over every item (see pipeline/composition.py)."""
+        return Composition(self.items, BUCKET_FIELDS, self.batch_size)
+
+    def _wanted(self, pending_keys: pa.Array | None, model: str | None) -> np.ndarray:
+        wanted = np.ones(self.items.num_rows, bool)
+        if pending_keys is not None:
+            wanted &= _mask(pc.is_in(self.items["key"], value_set=pending_keys))
+        if model is not None:
+            wanted &= _mask(pc.equal(self.items["model"], model))
+        return wanted
+
     def pending_buckets(self, pending_keys: pa.Array) -> list[dict]:
-        """Per shape bucket: pending items and the batches they make (no Items built)."""
-        pending = self.items.filter(pc.is_in(self.items["key"], value_set=pending_keys))
-        counts = pending.group_by(list(BUCKET_FIELDS)).aggregate([("key", "count")])
+        """Per shape bucket: pending items and the planned batches that hold them."""
+        batch, _ = self.composition.batch_of_item()
+        table = self.items.select(list(BUCKET_FIELDS)).append_column("_batch", pa.array(batch))
+        table = table.filter(pa.array(self._wanted(pending_keys, None)))
+        counts = table.group_by(list(BUCKET_FIELDS)).aggregate(
+            [("_batch", "count"), ("_batch", "count_distinct")]
+        )
         buckets = []
         for bucket in sorted(counts.to_pylist(), key=lambda b: [b[f] for f in BUCKET_FIELDS]):
-            items = bucket.pop("key_count")
-            buckets.append({**bucket, "items": items, "batches": -(-items // self.batch_size)})
+            items, batches = bucket.pop("_batch_count"), bucket.pop("_batch_count_distinct")
+            buckets.append({**bucket, "items": items, "batches": batches})
         return buckets
 
     def batches(self, pending_keys: pa.Array | None = None, model: str | None = None):
-        """Chunk the pending items of each bucket, in plan order (bucket, key)."""
-        items = self.items
-        if pending_keys is not None:
-            items = items.filter(pc.is_in(items["key"], value_set=pending_keys))
-        if model is not None:
-            items = items.filter(pc.equal(items["model"], model))
-        items = items.sort_by([(name, "ascending") for name in (*BUCKET_FIELDS, "key")])
-        chunk: list[Item] = []
-        bucket = None
-        for record in _records(items.select(ITEM_FIELDS)):
-            item = Item(**record)
-            item_bucket = tuple(record[name] for name in BUCKET_FIELDS)
-            if chunk and (item_bucket != bucket or len(chunk) == self.batch_size):
-                yield Batch(tuple(chunk), self.batch_size)
-                chunk = []
-            bucket = item_bucket
-            chunk.append(item)
-        if chunk:
-            yield Batch(tuple(chunk), self.batch_size)
+        """The planned batches holding a pending item (of `model`), in dispatch order.
+
+        Each is the whole planned batch: its done items ride along as padding (`wanted`
+        names the pending ones), so a resumed run renders exactly what a clean run does.
+        """
+        comp = self.composition
+        wanted = self._wanted(pending_keys, model)
+        numbers = comp.batches_with(wanted)
+        if not len(numbers):
+            return
+        lengths = (comp.starts[numbers + 1] - comp.starts[numbers]).tolist()
+        rows = np.concatenate([comp.order[comp.starts[b] : comp.starts[b + 1]] for b in numbers])
+        records = _records(self.items.select(list(ITEM_FIELDS)).take(pa.array(rows)))
+        cursor = 0
+        for length in lengths:
+            members = tuple(Item(**next(records)) for _ in range(length))
+            keep = wanted[rows[cursor : cursor + length]]
+            cursor += length
+            kept = None if keep.all() else frozenset(i.key for i, k in zip(members, keep) if k)
+            yield Batch(members, self.batch_size, kept)
+
+
+def _mask(array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _records(table: pa.Table, chunk_rows: int = 65536):
@@ -196,12 +270,19 @@ def make_plan(manifest: ValidatedManifest, batch_size: int) -> Plan:
 
 
 def _distinct_items(rows: pa.Table) -> pa.Table:
-    """First row of each key (unsorted: batches() sorts only what is pending)."""
-    indexed = rows.select(list(ITEM_FIELDS)).append_column(
+    """First row of each key, with its index (`first_row`: coverage ranks use it) and the
+    highest `priority` among the rows asking for it, when the manifest has that column."""
+    extra = ["priority"] if "priority" in rows.column_names else []
+    indexed = rows.select([*ITEM_FIELDS, *extra]).append_column(
         "_index", pa.array(np.arange(rows.num_rows, dtype=np.int64))
     )
-    first = indexed.group_by("key", use_threads=False).aggregate([("_index", "min")])
-    return indexed.take(first["_index_min"]).drop_columns("_index")
+    aggregates = [("_index", "min")] + [(name, "max") for name in extra]
+    first = indexed.group_by("key", use_threads=False).aggregate(aggregates)
+    items = indexed.select(list(ITEM_FIELDS)).take(first["_index_min"])
+    items = items.append_column("first_row", first["_index_min"])
+    for name in extra:
+        items = items.append_column(name, first[f"{name}_max"])
+    return items
 
 
 def job_fingerprint(render: RenderSettings, encode: EncodeSettings) -> dict:
@@ -211,6 +292,7 @@ def job_fingerprint(render: RenderSettings, encode: EncodeSettings) -> dict:
         "render": render.fingerprint_fields(),
         "encode": dataclasses.asdict(encode),
         "key_version": KEY_VERSION,
+        "batching": BATCHING_VERSION,
     }
 
 

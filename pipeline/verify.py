@@ -60,22 +60,46 @@ def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str], clips: d
     if sample <= 0 or ok.num_rows == 0:
         return 0
     job = json.loads(run.read_bytes(run.job_json))
+    catalog = read_catalog(run)
     # Evenly spaced rows, so the sample is deterministic and spans the catalog.
     step = max(1, ok.num_rows // sample)
     rows = ok.take(list(range(0, ok.num_rows, step))[:sample]).to_pylist()
     renderers: dict[str, Renderer] = {}
+    rendered = 0
     for row in rows:
         model = pinned_model(job, row["model"])  # the commit the run rendered, not today's
         if model not in renderers:
             renderers[model] = Renderer(model, RenderSettings(**{**job["render"], "model": model}))
-        item = Item(**{name: row[name] for name in ITEM_FIELDS})
-        frames = renderers[model].render(Batch((item,), renderers[model].settings.batch_size))[0]
+        size = renderers[model].settings.batch_size
+        batch, position = rendered_batch(catalog, row, size)
+        if batch is None:  # its mates were re-planned by a later, different manifest
+            continue
+        rendered += 1
+        frames = renderers[model].render(batch)[position]
         got = frames_sha256(frames) if not isinstance(frames, Exception) else f"error {frames}"
         if got != row["frames_sha256"]:
             problems.append(f"id {row['id']!r}: re-rendered frames_sha256 {got} != catalog")
         if row["id"] in clips:
             problems += _decode_problems(row, clips[row["id"]])
-    return len(rows)
+    return rendered
+
+
+def rendered_batch(catalog, row: dict, size: int) -> tuple[Batch | None, int]:
+    """The batch `row` was rendered in, rebuilt from the catalog, and its position there:
+    alone if it was isolated, else its planned batch (every row with its batch_id, in
+    batch_pos order). None when the mates cannot be found (their rows left the manifest)."""
+    item = Item(**{name: row[name] for name in ITEM_FIELDS})
+    if row["isolated"] or row["batch_id"] is None:
+        return Batch((item,), size), 0
+    mates = catalog.filter(pc.equal(catalog["batch_id"], row["batch_id"]))
+    by_position = {}
+    for mate in mates.to_pylist():
+        by_position.setdefault(mate["batch_pos"], Item(**{n: mate[n] for n in ITEM_FIELDS}))
+    items = tuple(by_position[p] for p in sorted(by_position))
+    batch = Batch(items, size)
+    if batch.batch_id != row["batch_id"]:
+        return None, 0
+    return batch, row["batch_pos"]
 
 
 def _decode_problems(row: dict, data: bytes) -> list[str]:

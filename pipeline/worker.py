@@ -71,11 +71,15 @@ class BatchWorker:
                 outputs = self.renderer.render(batch)
             except RenderError as exc:
                 status = RETRIABLE if exc.retriable else FATAL
-                return [outcome(item.key, status, str(exc)) for item in batch.items]
-            render_s = (time.perf_counter() - started) / len(batch.items)
+                return [outcome(item.key, status, str(exc)) for item in batch.kept]
+            # Mates that are not wanted were rendered as padding (their planned batch's
+            # pixels): their outputs are dropped, and their time is the kept items' cost.
+            render_s = (time.perf_counter() - started) / len(batch.kept)
+        kept = set(batch.keys)
         futures = [
             self._encoders.submit(self.finish_item, item, frames, render_s)
             for item, frames in zip(batch.items, outputs)
+            if item.key in kept
         ]
         return [future.result() for future in futures]
 

@@ -155,15 +155,38 @@ def test_max_retries_defaults_to_two():
     assert args.max_retries == 2 and not args.retry_failed
 
 
-def test_retriable_results_retry_alone_then_fail():
+def test_retriable_results_retry_in_their_planned_batch_then_alone_then_fail():
+    book = RetryBook(max_retries=2)
+    batch = Batch((_item("a"), _item("b"), _item("c")), 4)
+    final, again = book.on_results(
+        batch, [outcome("a", OK), outcome("b", RETRIABLE, "oom"), outcome("c", OK)]
+    )
+    assert [(r["key"], r["status"], r["attempts"]) for r in final] == [
+        ("a", "ok", 1),
+        ("c", "ok", 1),
+    ]
+    assert [r["batch_pos"] for r in final] == [0, 2] and not any(r["isolated"] for r in final)
+    # First retry: the whole planned batch again, only b kept (a and c are padding).
+    (retry,) = again
+    assert retry.items == batch.items and retry.keys == ("b",) and retry.batch_id == batch.batch_id
+    final, again = book.on_results(retry, [outcome("b", RETRIABLE, "oom")])
+    # Second retry: b alone, padded with copies of itself; still recorded in its batch.
+    (alone,) = again
+    assert alone.items == (_item("b"),) and alone.padded() == (_item("b"),) * 4
+    final, again = book.on_results(alone, [outcome("b", OK)])
+    assert again == [] and [(r["status"], r["attempts"]) for r in final] == [("ok", 3)]
+    assert final[0]["batch_id"] == batch.batch_id and final[0]["batch_pos"] == 1
+    assert final[0]["isolated"] is True
+
+
+def test_retriable_results_fail_after_max_retries():
     book = RetryBook(max_retries=1)
     batch = Batch((_item("a"), _item("b")), 4)
     final, again = book.on_results(batch, [outcome("a", OK), outcome("b", RETRIABLE, "oom")])
-    assert [(r["key"], r["status"], r["attempts"]) for r in final] == [("a", "ok", 1)]
     assert [b.keys for b in again] == [("b",)] and again[0].size == 4
     final, again = book.on_results(again[0], [outcome("b", RETRIABLE, "oom")])
     assert [(r["key"], r["status"], r["attempts"]) for r in final] == [("b", "failed", 2)]
-    assert again == []
+    assert again == [] and final[0]["isolated"] is False  # it never left its planned batch
 
 
 def test_fatal_results_fail_at_once():
@@ -173,12 +196,35 @@ def test_fatal_results_fail_at_once():
     assert again == []
 
 
-def test_crash_splits_batch_and_quarantines_after_retries():
+def test_crash_retries_planned_batch_then_isolates_and_quarantines_only_the_culprit():
+    book = RetryBook(max_retries=1)
+    batch = Batch((_item("a"), _item("b")), 4)
+    final, again = book.on_crash(batch, "ActorDiedError")  # lost with its actor
+    assert final == [] and [(b.items, b.keys) for b in again] == [(batch.items, ("a", "b"))]
+    # Attempts are used up, but a crash of several items blames none of them: alone next.
+    final, again = book.on_crash(again[0], "ActorDiedError")
+    assert final == [] and [b.keys for b in again] == [("a",), ("b",)]
+    assert all(b.isolated and b.batch_id == batch.batch_id for b in again)
+    final_b, _ = book.on_results(again[1], [outcome("b", OK)])  # b was innocent
+    assert final_b[0]["status"] == "ok" and final_b[0]["isolated"] is True
+    final, again = book.on_crash(again[0], "ActorDiedError")  # a crashes alone: the culprit
+    assert again == [] and final[0]["status"] == "failed" and final[0]["attempts"] == 3
+    assert "quarantined after 3 attempts" in final[0]["error"] and final[0]["batch_pos"] == 0
+
+
+def test_lost_batch_succeeds_in_its_planned_batch_without_isolation():
     book = RetryBook(max_retries=2)
     batch = Batch((_item("a"), _item("b")), 4)
-    final, again = book.on_crash(batch, "ActorDiedError")
-    assert final == [] and [b.keys for b in again] == [("a",), ("b",)]
-    for _attempt in (2, 3):
-        final, again = book.on_crash(Batch((_item("a"),), 4), "ActorDiedError")
-    assert again == [] and final[0]["status"] == "failed" and final[0]["attempts"] == 3
-    assert "quarantined after 3 attempts" in final[0]["error"]
+    _, again = book.on_crash(batch, "NodeDiedError")
+    final, again = book.on_results(again[0], [outcome("a", OK), outcome("b", OK)])
+    assert again == [] and [(r["attempts"], r["isolated"]) for r in final] == [(2, False)] * 2
+
+
+def test_lone_item_crash_quarantines_after_max_retries():
+    book = RetryBook(max_retries=1)
+    batch = Batch((_item("a"),), 4)  # its planned batch is itself: a retry is the same call
+    _, again = book.on_crash(batch, "ActorDiedError")
+    assert again == [batch]
+    final, again = book.on_crash(again[0], "ActorDiedError")
+    assert again == [] and "quarantined after 2 attempts" in final[0]["error"]
+    assert final[0]["isolated"] is False

@@ -1,0 +1,147 @@
+"""Planned batches: which items share a pipeline call, in which position, and in which
+order the batches are dispatched.
+
+On some CPU kernels an item's pixels depend on its batch-mates and its position (torch
+runs the last `numel % 32` elements of some ops through a scalar loop: a (2, 24) time
+embedding differs by one ulp between two identical samples). So the composition is a
+pure function of the plan's items, ALL of them, done or not: a resumed run dispatches the
+same planned batches as a clean run, with finished mates rendered again as padding (their
+outputs discarded). Actor count, order, crashes and what is already done never change it.
+
+Composition, per shape bucket (buckets in BUCKET_FIELDS order): items sorted by rank (the
+n-th distinct request of its prompt, in manifest order, has rank n) then key, chunked
+into batches of `batch_size`; a bucket's short last batch is padded with copies of its
+last item. Dispatch order (free, it changes no pixel): highest `priority` first, then
+lowest rank, then bucket, then position, so a stopped run has every prompt at least once
+before any prompt has a second seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BATCHING_VERSION = "promptreel-batches-v1"  # in the job fingerprint: a change re-plans pixels
+BATCH_ID_LENGTH = 16  # hex chars
+
+
+def batch_id(keys, size: int) -> str:
+    """Id of a planned batch: a hash of its size and its items' keys in position order."""
+    text = f"{BATCHING_VERSION}\x1f{size}\x1f" + "\x1f".join(keys)
+    return hashlib.sha256(text.encode()).hexdigest()[:BATCH_ID_LENGTH]
+
+
+def _codes(column) -> np.ndarray:
+    """Integer codes whose order is the order of the column's values."""
+    distinct = pc.unique(column)
+    distinct = distinct.take(pc.sort_indices(distinct))
+    codes = pc.index_in(column, value_set=distinct)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), np.int64)
+
+
+def prompt_ranks(prompts, first_rows) -> np.ndarray:
+    """Rank of each item among the items of its prompt, by first manifest row."""
+    prompt = pc.dictionary_encode(prompts).combine_chunks().indices
+    prompt = np.asarray(prompt.to_numpy(zero_copy_only=False), np.int64)
+    first = np.asarray(first_rows, np.int64)
+    order = np.lexsort((first, prompt))
+    grouped = prompt[order]
+    starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    position = np.arange(len(order), dtype=np.int64)
+    start_of = np.repeat(starts, np.diff(np.concatenate([starts, [len(order)]])))
+    ranks = np.empty(len(order), np.int64)
+    ranks[order] = position - start_of
+    return ranks
+
+
+class Composition:
+    """The planned batches of a plan's items (vectorised; a million items in seconds).
+
+    `order`: item rows (indices into `items`) in composition order; batch b holds
+    order[starts[b]:starts[b + 1]]. `dispatch`: batch numbers in dispatch order.
+    """
+
+    def __init__(self, items: pa.Table, bucket_fields: tuple[str, ...], batch_size: int):
+        self.items = items
+        self.batch_size = batch_size
+        n = items.num_rows
+        ranks = prompt_ranks(items["prompt"], items["first_row"])
+        buckets = [_codes(items[name]) for name in bucket_fields]
+        key_codes = np.empty(n, np.int64)  # keys are distinct: their sort rank
+        key_codes[np.asarray(pc.sort_indices(items["key"]))] = np.arange(n)
+        # np.lexsort sorts by the last key first.
+        self.order = np.lexsort((key_codes, ranks, *reversed(buckets))) if n else np.zeros(0, int)
+        # A bucket starts where any bucket field changes along the composition order.
+        changes = np.zeros(max(n - 1, 0), bool)
+        for codes in buckets:
+            ordered = codes[self.order]
+            changes |= ordered[1:] != ordered[:-1]
+        new_bucket = np.concatenate([[True], changes])[:n]
+        bucket = np.cumsum(new_bucket) - 1  # bucket number, per composition position
+        bucket_start = np.maximum.accumulate(np.where(new_bucket, np.arange(n), 0))
+        self.position = np.arange(n) - bucket_start  # in the bucket, composition order
+        first_of_batch = (self.position % batch_size) == 0
+        self.starts = np.append(np.flatnonzero(first_of_batch), n).astype(np.int64)
+        batches = len(self.starts) - 1
+        heads = self.order[self.starts[:-1]]
+        self.batch_bucket = bucket[self.starts[:-1]]
+        self.batch_rank = ranks[heads]  # items are sorted by rank: the head's is the lowest
+        self.batch_priority = self._batch_max(_priorities(items))
+        self.dispatch = np.lexsort(
+            (np.arange(batches), self.batch_bucket, self.batch_rank, -self.batch_priority)
+        )
+        self.ranks = ranks
+
+    def _batch_max(self, values: np.ndarray) -> np.ndarray:
+        if not len(self.order):
+            return np.zeros(0)
+        return np.maximum.reduceat(values[self.order], self.starts[:-1])
+
+    def batch_of_item(self) -> tuple[np.ndarray, np.ndarray]:
+        """(planned batch number, position in it) of each item row."""
+        n = self.items.num_rows
+        number = np.repeat(np.arange(len(self.starts) - 1), np.diff(self.starts))
+        batch, pos = np.empty(n, np.int64), np.empty(n, np.int64)
+        batch[self.order] = number
+        pos[self.order] = self.position % self.batch_size
+        return batch, pos
+
+    def batches_with(self, wanted: np.ndarray) -> np.ndarray:
+        """Batch numbers, in dispatch order, that hold at least one wanted item."""
+        if not len(self.order):
+            return np.zeros(0, np.int64)
+        any_wanted = np.maximum.reduceat(wanted[self.order].astype(np.int8), self.starts[:-1])
+        return self.dispatch[any_wanted[self.dispatch] > 0]
+
+    def batch_ids(self) -> list[str]:
+        keys = self.items["key"].take(pa.array(self.order)).to_pylist()
+        return [
+            batch_id(keys[self.starts[b] : self.starts[b + 1]], self.batch_size)
+            for b in range(len(self.starts) - 1)
+        ]
+
+
+def _priorities(items: pa.Table) -> np.ndarray:
+    if "priority" not in items.column_names:
+        return np.zeros(items.num_rows)
+    values = pc.fill_null(items["priority"].cast(pa.float64()), 0.0)
+    return np.asarray(values.to_numpy(zero_copy_only=False), float)
+
+
+def with_planned_batches(catalog: pa.Table, items: pa.Table, comp: Composition) -> pa.Table:
+    """Catalog rows not rendered yet get their planned batch (id and position); rendered
+    rows keep the batch the ledger says they were rendered in."""
+    missing = pc.is_null(catalog["batch_id"])
+    if not pc.any(missing).as_py():
+        return catalog
+    batch, pos = comp.batch_of_item()
+    index = pc.index_in(catalog["key"], value_set=items["key"])
+    planned_id = pa.array(comp.batch_ids(), pa.string()).take(pa.array(batch)).take(index)
+    planned_pos = pa.array(pos, pa.int32()).take(index)
+    for name, planned in (("batch_id", planned_id), ("batch_pos", planned_pos)):
+        column = pc.coalesce(catalog[name], planned)
+        catalog = catalog.set_column(catalog.schema.get_field_index(name), name, column)
+    return catalog
