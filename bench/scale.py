@@ -92,6 +92,8 @@ def build_finished_ledger(manifest: Path, run: Path, model: str, parts: int) -> 
         "encode_s": pa.array(np.full(n, 0.02)),
         "finished_at": pa.array(np.full(n, "2026-01-01T00:00:00.000+00:00")),
     }
+    for field in LEDGER_SCHEMA:  # columns newer than this benchmark: null
+        columns.setdefault(field.name, pa.nulls(n, field.type))
     ledger = pa.table(columns).cast(LEDGER_SCHEMA)
     rundir = RunDir(str(run))
     claim_run_dir(rundir, job_fingerprint(settings, EncodeSettings()))
