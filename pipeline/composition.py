@@ -42,6 +42,13 @@ def _codes(column) -> np.ndarray:
     return np.asarray(codes.to_numpy(zero_copy_only=False), np.int64)
 
 
+def _key_order(keys) -> np.ndarray:
+    """Sort rank of each key (keys are distinct)."""
+    ranks = np.empty(len(keys), np.int64)
+    ranks[np.asarray(pc.sort_indices(keys))] = np.arange(len(keys))
+    return ranks
+
+
 def prompt_ranks(prompts, first_rows) -> np.ndarray:
     """Rank of each item among the items of its prompt, by first manifest row."""
     prompt = pc.dictionary_encode(prompts).combine_chunks().indices
@@ -70,8 +77,7 @@ class Composition:
         n = items.num_rows
         ranks = prompt_ranks(items["prompt"], items["first_row"])
         buckets = [_codes(items[name]) for name in bucket_fields]
-        key_codes = np.empty(n, np.int64)  # keys are distinct: their sort rank
-        key_codes[np.asarray(pc.sort_indices(items["key"]))] = np.arange(n)
+        key_codes = _key_order(items["key"])
         # np.lexsort sorts by the last key first.
         self.order = np.lexsort((key_codes, ranks, *reversed(buckets))) if n else np.zeros(0, int)
         # A bucket starts where any bucket field changes along the composition order.

@@ -1,6 +1,7 @@
 """Test-only fault injection, selected by --inject-fault (never on by default).
 
-A fault is "KIND:PROMPT": when an item with exactly that prompt is processed,
+A fault is "KIND:PROMPT": when an item with exactly that prompt is processed (for crash
+and hang, PROMPT may also be an item key, to hit one request of a prompt),
   crash   the render process exits at once (as a segfault or OOM-kill would)
   hang    the render blocks for an hour (a stuck GPU)
   encode  ffmpeg is given an unknown encoder, so the real ffmpeg fails
@@ -33,12 +34,14 @@ class Faults:
             rules.append((kind, prompt))
         return cls(tuple(rules))
 
-    def hits(self, kind: str, prompt: str) -> bool:
-        return (kind, prompt) in self.rules
+    def hits(self, kind: str, prompt: str, key: str | None = None) -> bool:
+        return (kind, prompt) in self.rules or (key is not None and (kind, key) in self.rules)
 
-    def before_render(self, prompts) -> None:
-        for prompt in prompts:
-            if self.hits("crash", prompt):
+    def before_render(self, items) -> None:
+        """Every real item of the call, padding mates included: a real crash would not
+        care whether its output is kept."""
+        for item in items:
+            if self.hits("crash", item.prompt, item.key):
                 os._exit(17)
-            if self.hits("hang", prompt):
+            if self.hits("hang", item.prompt, item.key):
                 time.sleep(3600)

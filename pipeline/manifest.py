@@ -20,6 +20,7 @@ from pipeline.readers import read_manifest
 RESERVED_COLUMNS = (
     *("key", "status", "error", "error_kind", "attempts", "uri", "bytes", "sha256"),
     *("frames_sha256", "render_s", "encode_s", "finished_at", "seed_key"),
+    *("batch_id", "batch_pos", "isolated"),
 )
 INT_PARAMS = ("height", "width", "num_frames", "num_inference_steps")
 FLOAT_PARAMS = ("fps", "guidance_scale")

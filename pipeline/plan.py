@@ -127,7 +127,7 @@ class Plan:
 
     def _wanted(self, pending_keys: pa.Array | None, model: str | None) -> np.ndarray:
         wanted = np.ones(self.items.num_rows, bool)
-        if pending_keys is not None:
+        if pending_keys is not None and len(pending_keys) < self.items.num_rows:
             wanted &= _mask(pc.is_in(self.items["key"], value_set=pending_keys))
         if model is not None:
             wanted &= _mask(pc.equal(self.items["model"], model))
@@ -135,15 +135,21 @@ class Plan:
 
     def pending_buckets(self, pending_keys: pa.Array) -> list[dict]:
         """Per shape bucket: pending items and the planned batches that hold them."""
-        batch, _ = self.composition.batch_of_item()
-        table = self.items.select(list(BUCKET_FIELDS)).append_column("_batch", pa.array(batch))
-        table = table.filter(pa.array(self._wanted(pending_keys, None)))
-        counts = table.group_by(list(BUCKET_FIELDS)).aggregate(
-            [("_batch", "count"), ("_batch", "count_distinct")]
-        )
+        wanted = self._wanted(pending_keys, None)
+        if not wanted.any():
+            return []
+        table = self.items.select(list(BUCKET_FIELDS))
+        aggregates = [("_batch", "count"), ("_batch", "count_distinct")]
+        if wanted.all():  # every planned batch runs: no composition needed to count them
+            table, aggregates = table.append_column("_batch", self.items["key"]), aggregates[:1]
+        else:
+            batch, _ = self.composition.batch_of_item()
+            table = table.append_column("_batch", pa.array(batch)).filter(pa.array(wanted))
+        counts = table.group_by(list(BUCKET_FIELDS)).aggregate(aggregates)
         buckets = []
         for bucket in sorted(counts.to_pylist(), key=lambda b: [b[f] for f in BUCKET_FIELDS]):
-            items, batches = bucket.pop("_batch_count"), bucket.pop("_batch_count_distinct")
+            items = bucket.pop("_batch_count")
+            batches = bucket.pop("_batch_count_distinct", -(-items // self.batch_size))
             buckets.append({**bucket, "items": items, "batches": batches})
         return buckets
 

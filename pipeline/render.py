@@ -63,7 +63,7 @@ class Renderer:
         """uint8 frames (F, H, W, 3), or the item's own fatal error, for each real item of
         the batch (padding discarded). A failure of the whole call raises RenderError."""
         items = batch.padded()
-        self.faults.before_render([item.prompt for item in batch.items])
+        self.faults.before_render(batch.items)
         if self.ref.kind == "null":
             return [
                 self.pipe.frames_for(i.prompt, i.seed % SEED_SPACE, i.num_frames, i.height, i.width)

@@ -39,19 +39,23 @@ def test_crashing_row_is_quarantined_others_finish_then_retry_failed(ray_local, 
 
     assert run_in_process(manifest, out, *FLAGS, *inject) == 3
     catalog = read_catalog(out)
-    status = by_id(catalog, "status", "attempts", "error")
-    assert {i for i, (s, _, _) in status.items() if s == "failed"} == set(faults)
-    # The row that kills its actor used every attempt (1 + --max-retries 1).
-    assert status["fault-5"][1] == 2 and "quarantined after 2 attempts" in status["fault-5"][2]
+    status = by_id(catalog, "status", "attempts", "error", "isolated", "batch_id")
+    assert {i for i, (s, *_) in status.items() if s == "failed"} == set(faults)
+    # The row that kills its actor crashed in its planned batch, then in its planned batch
+    # alone on an actor, then alone: only a lone crash blames it (3 > 1 + --max-retries 1).
+    assert status["fault-5"][1] == 3 and "quarantined after 3 attempts" in status["fault-5"][2]
     assert "ActorDiedError" in status["fault-5"][2]
-    # A retriable storage error retries too; fatal ones fail at their first own attempt
-    # (one more if their batch was lost with the crashing row's actor).
+    # A retriable storage error retries in its planned batch, then fails (2 attempts).
     assert status["fault-6"][1] == 2 and "storage error" in status["fault-6"][2]
-    assert status["fault-1"][1] in (1, 2) and "NaN" in status["fault-1"][2]
-    assert status["fault-2"][1] in (1, 2) and "EncodeError" in status["fault-2"][2]
-    # Innocent rows finish: a crashed batch costs them one attempt, a retry runs alone.
+    # Fatal ones fail at their first own attempt (later if lost with the crashing actor).
+    assert status["fault-1"][1] in (1, 2, 3) and "NaN" in status["fault-1"][2]
+    assert status["fault-2"][1] in (1, 2, 3) and "EncodeError" in status["fault-2"][2]
+    # Innocent rows finish; only the crashing row's planned mates had to run alone, and
+    # their catalog rows say so.
+    mates = {i for i, row in status.items() if row[4] == status["fault-5"][4]} - {"fault-5"}
     for i in set(status) - set(faults):
-        assert status[i][0] == "ok" and status[i][1] in (1, 2), (i, status[i])
+        assert status[i][0] == "ok" and status[i][1] in (1, 2, 3), (i, status[i])
+        assert status[i][3] is (i in mates), (i, status[i])
     assert_exactly_once(out, [r["id"] for r in rows])
     ok_clips = clip_files(out)
 

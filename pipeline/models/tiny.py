@@ -25,13 +25,18 @@ def cache_dir() -> Path:
 
 def ensure_tiny_model() -> Path:
     """Return the tiny model's directory, building it first if it is missing."""
-    target = cache_dir() / TINY_VERSION
+    return ensure_built(TINY_VERSION, build_tiny_pipeline)
+
+
+def ensure_built(name: str, build) -> Path:
+    """The cached checkpoint `name`, saved from `build()` (a pipeline) on first use."""
+    target = cache_dir() / name
     if (target / "model_index.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        build_tiny_pipeline().save_pretrained(staging, safe_serialization=True)
+        build().save_pretrained(staging, safe_serialization=True)
         (staging / "promptreel.json").write_text(json.dumps({"family": "tiny"}))
         try:
             os.rename(staging, target)  # atomic: a concurrent builder loses harmlessly
