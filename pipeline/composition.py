@@ -49,6 +49,17 @@ def _key_order(keys) -> np.ndarray:
     return ranks
 
 
+def _combined(codes: list[np.ndarray]) -> np.ndarray:
+    """One code per distinct tuple of codes, in the tuples' lexicographic order."""
+    combined = np.zeros(len(codes[0]) if codes else 0, np.int64)
+    for column in codes:
+        radix = int(column.max(initial=0)) + 1
+        if int(combined.max(initial=0)) * radix + radix >= 2**62:  # never for real buckets
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        combined = combined * radix + column
+    return combined
+
+
 def prompt_ranks(prompts, first_rows) -> np.ndarray:
     """Rank of each item among the items of its prompt, by first manifest row."""
     prompt = pc.dictionary_encode(prompts).combine_chunks().indices
@@ -77,15 +88,13 @@ class Composition:
         n = items.num_rows
         ranks = prompt_ranks(items["prompt"], items["first_row"])
         buckets = [_codes(items[name]) for name in bucket_fields]
-        key_codes = _key_order(items["key"])
-        # np.lexsort sorts by the last key first.
-        self.order = np.lexsort((key_codes, ranks, *reversed(buckets))) if n else np.zeros(0, int)
-        # A bucket starts where any bucket field changes along the composition order.
-        changes = np.zeros(max(n - 1, 0), bool)
-        for codes in buckets:
-            ordered = codes[self.order]
-            changes |= ordered[1:] != ordered[:-1]
-        new_bucket = np.concatenate([[True], changes])[:n]
+        # One integer per sort level (np.lexsort sorts by the last key first): bucket,
+        # then rank * n + key rank (both < n, so it fits an int64 for any real plan).
+        within = ranks * max(n, 1) + _key_order(items["key"])
+        bucket_code = _combined(buckets)
+        self.order = np.lexsort((within, bucket_code)) if n else np.zeros(0, np.int64)
+        ordered = bucket_code[self.order]
+        new_bucket = np.concatenate([[True], ordered[1:] != ordered[:-1]])[:n]
         bucket = np.cumsum(new_bucket) - 1  # bucket number, per composition position
         bucket_start = np.maximum.accumulate(np.where(new_bucket, np.arange(n), 0))
         self.position = np.arange(n) - bucket_start  # in the bucket, composition order

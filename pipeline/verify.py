@@ -89,7 +89,7 @@ def rendered_batch(catalog, row: dict, size: int) -> tuple[Batch | None, int]:
     alone if it was isolated, else its planned batch (every row with its batch_id, in
     batch_pos order). None when the mates cannot be found (their rows left the manifest)."""
     item = Item(**{name: row[name] for name in ITEM_FIELDS})
-    if row["isolated"] or row["batch_id"] is None:
+    if row.get("isolated") or row.get("batch_id") is None:  # alone, or an older catalog
         return Batch((item,), size), 0
     mates = catalog.filter(pc.equal(catalog["batch_id"], row["batch_id"]))
     by_position = {}
