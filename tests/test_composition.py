@@ -134,3 +134,38 @@ def test_catalog_rows_not_rendered_get_their_planned_batch():
     )
     assert got == planned
     assert pc.all(pc.is_valid(filled["batch_id"])).as_py()
+
+
+def test_verify_rebuilds_the_batch_an_item_was_rendered_in():
+    from pipeline.plan import ITEM_FIELDS
+    from pipeline.verify import rendered_batch
+
+    plan = _plan(_grid(3, 2), batch_size=4)
+    batches = list(plan.batches())
+    records = []
+    for batch in batches:
+        for item in batch.items:
+            row = {name: getattr(item, name) for name in ITEM_FIELDS}
+            records.append(
+                {
+                    **row,
+                    "batch_id": batch.batch_id,
+                    "batch_pos": batch.position(item.key),
+                    "isolated": False,
+                }
+            )
+    catalog = pa.Table.from_pylist(records)
+    for batch in batches:
+        for position, item in enumerate(batch.items):
+            row = next(r for r in records if r["key"] == item.key)
+            assert rendered_batch(catalog, row, 4) == (batch, position)
+    alone = {**records[0], "isolated": True}
+    rebuilt, position = rendered_batch(catalog, alone, 4)
+    assert (
+        rebuilt.items == (rebuilt.items[0],)
+        and rebuilt.items[0].key == alone["key"]
+        and position == 0
+    )
+    # A mate gone from the catalog: the id no longer matches, nothing to re-render.
+    partial = catalog.filter(pc.not_equal(catalog["key"], records[1]["key"]))
+    assert rendered_batch(partial, records[0], 4) == (None, 0)
