@@ -45,8 +45,9 @@ def test_crashing_row_is_quarantined_others_finish_then_retry_failed(ray_local, 
     # alone on an actor, then alone: only a lone crash blames it (3 > 1 + --max-retries 1).
     assert status["fault-5"][1] == 3 and "quarantined after 3 attempts" in status["fault-5"][2]
     assert "ActorDiedError" in status["fault-5"][2]
-    # A retriable storage error retries in its planned batch, then fails (2 attempts).
-    assert status["fault-6"][1] == 2 and "storage error" in status["fault-6"][2]
+    # A retriable storage error retries in its planned batch, then fails: 2 attempts (3
+    # when its batch was the crashing row's: crash, crash, then its own error alone).
+    assert status["fault-6"][1] in (2, 3) and "storage error" in status["fault-6"][2]
     # Fatal ones fail at their first own attempt (later if lost with the crashing actor).
     assert status["fault-1"][1] in (1, 2, 3) and "NaN" in status["fault-1"][2]
     assert status["fault-2"][1] in (1, 2, 3) and "EncodeError" in status["fault-2"][2]
