@@ -30,7 +30,14 @@ def ray_local():
     """One local Ray for the in-process tests (4 logical CPUs: 2 actors + headroom)."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    # "local": a new Ray even when another `ray start` on this machine left its address.
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
     yield ray
     ray.shutdown()
 

@@ -12,8 +12,9 @@ import time
 import pyarrow as pa
 import pytest
 
+from pipeline.arrow_io import parquet_bytes
 from pipeline.errors import ConfigError
-from pipeline.ledger import LEDGER_SCHEMA, Ledger, _to_parquet, latest_per_key
+from pipeline.ledger import LEDGER_SCHEMA, Ledger, latest_per_key
 from pipeline.lock import DriverLock
 from pipeline.plan import Batch, Item
 from pipeline.retry import RetryBook
@@ -87,7 +88,7 @@ def test_compaction_killed_midway_loses_nothing(run):
     ledger.append([_row("a")])
     ledger.append([_row("b")])
     merged = ledger.read()
-    run.write(ledger._part_path(), _to_parquet(merged))
+    run.write(ledger._part_path(), parquet_bytes(merged))
     assert Ledger(run).read().num_rows == 2
     assert Ledger(run).compact().num_rows == 2
 
