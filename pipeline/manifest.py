@@ -261,10 +261,12 @@ def _models(table: pa.Table, default_model: str, problems: _Problems):
 
 def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) -> None:
     """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
-    side = np.array([family.side_multiple for family in families], np.int64)[codes]
-    step = np.array([family.frame_step for family in families], np.int64)[codes]
+    side = np.array([family.shape.side_multiple for family in families], np.int64)[codes]
+    step = np.array([family.shape.frame_step for family in families], np.int64)[codes]
+    most = np.array([f.shape.max_frames or 2**62 for f in families], np.int64)[codes]
     height, width, frames = params["height"], params["width"], params["num_frames"]
     bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
+    bad["num_frames"] = bad["num_frames"] + (frames > most)
     bad = {name: (left != 0) & resolved & ~problems.rows(name) for name, left in bad.items()}
     for row in np.flatnonzero(bad["height"] | bad["width"] | bad["num_frames"]):
         family = families[codes[row]]

@@ -41,6 +41,12 @@ class Item:
     fps: float
     num_inference_steps: int
     guidance_scale: float
+    # The family's own parameters (guidance_scale_2, decode_timestep, ...) this row sets,
+    # as sorted (name, value) pairs: `__call__` keywords, part of the key.
+    params: tuple[tuple[str, float], ...] = ()
+
+    def family_args(self) -> dict:
+        return dict(self.params)
 
 
 @dataclass(frozen=True)
