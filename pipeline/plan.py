@@ -14,15 +14,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import REQUEST_FIELDS, SEED_SPACE, EncodeSettings, RenderSettings
+from pipeline.config import (
+    FAMILY_PARAM_COLUMNS,
+    REQUEST_FIELDS,
+    SEED_SPACE,
+    EncodeSettings,
+    RenderSettings,
+)
 from pipeline.errors import ManifestError
 from pipeline.manifest import RowProblem, ValidatedManifest
 from pipeline.models import model_fingerprint, resolve_model
 
-KEY_VERSION = "promptreel-key-v2"
+# v3: rows that set a family parameter (guidance_scale_2, decode_timestep, ...) append
+# them; a row without any keeps its v2 canonical form, so existing Wan keys are unchanged.
+KEY_VERSION = "promptreel-key-v3"
+LEGACY_KEY_VERSION = "promptreel-key-v2"
 KEY_LENGTH = 32  # hex chars of sha256: 128 bits
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
+BUCKET_FIELDS += FAMILY_PARAM_COLUMNS
 ITEM_FIELDS = ("key", *REQUEST_FIELDS)
 
 
@@ -47,6 +57,13 @@ class Item:
 
     def family_args(self) -> dict:
         return dict(self.params)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Item:
+        """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`."""
+        fields = {name: record[name] for name in ITEM_FIELDS if name not in FAMILY_PARAM_COLUMNS}
+        given = [(n, record[n]) for n in FAMILY_PARAM_COLUMNS if record.get(n) is not None]
+        return cls(**fields, params=tuple(given))
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,7 @@ class Plan:
         chunk: list[Item] = []
         bucket = None
         for record in _records(items.select(ITEM_FIELDS)):
-            item = Item(**record)
+            item = Item.from_record(record)
             item_bucket = tuple(record[name] for name in BUCKET_FIELDS)
             if chunk and (item_bucket != bucket or len(chunk) == self.batch_size):
                 yield Batch(tuple(chunk), self.batch_size)
@@ -139,7 +156,7 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         pc.cast(table["seed"], pa.uint64()), pa.scalar(SEED_SPACE - 1, pa.uint64())
     )
     parts = [
-        pa.scalar(KEY_VERSION),
+        pa.scalar(LEGACY_KEY_VERSION),
         text("prompt"),
         text("negative_prompt"),
         pc.cast(seed32, pa.string()),
@@ -151,7 +168,31 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         mapped("guidance_scale", lambda v: repr(float(v))),
         mapped("model", lambda spec: model_fingerprint(resolve_model(spec))),
     ]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    canonical = pc.binary_join_element_wise(*parts, "\x1f")
+    extras = _family_param_texts(table)
+    if extras is None:  # no row sets a family parameter: the v2 form, keys unchanged
+        return canonical
+    # Rows with family parameters: version v3, then name=value per parameter set.
+    upgraded = pc.replace_substring(canonical, LEGACY_KEY_VERSION, KEY_VERSION, max_replacements=1)
+    with_extras = pc.binary_join_element_wise(upgraded, extras, "\x1f")
+    return pc.if_else(pc.equal(extras, ""), canonical, with_extras)
+
+
+def _family_param_texts(table: pa.Table) -> pa.Array | None:
+    """Per row, "name=value" for each family parameter set (sorted by name, joined by
+    U+001F; "" where none), or None when no row sets any."""
+    present = [n for n in FAMILY_PARAM_COLUMNS if n in table.column_names]
+    present = [n for n in present if table[n].null_count < table.num_rows]
+    if not present:
+        return None
+    pieces = []
+    for name in present:
+        values = table[name]
+        distinct = pc.unique(values).drop_null()
+        texts = pa.array([f"{name}={float(v)!r}" for v in distinct.to_pylist()], pa.string())
+        pieces.append(pc.take(texts, pc.index_in(values, value_set=distinct)))
+    joined = pc.binary_join_element_wise(*pieces, "\x1f", null_handling="skip")
+    return pc.fill_null(joined, "")
 
 
 def compute_keys(table: pa.Table, chunk_rows: int = 262144) -> pa.ChunkedArray:

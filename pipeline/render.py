@@ -70,7 +70,10 @@ class Renderer:
                 for i in batch.items
             ]
         try:
-            frames = self._diffuse(items)
+            if self.family.batch_pixel_safe:
+                frames = self._diffuse(items)
+            else:  # its text padding depends on batch-mates: one prompt per call
+                frames = np.concatenate([self._diffuse((item,)) for item in batch.items])
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
         frames = frames[: len(batch.items)]

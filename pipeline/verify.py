@@ -68,7 +68,7 @@ def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str], clips: d
         model = pinned_model(job, row["model"])  # the commit the run rendered, not today's
         if model not in renderers:
             renderers[model] = Renderer(model, RenderSettings(**{**job["render"], "model": model}))
-        item = Item(**{name: row[name] for name in ITEM_FIELDS})
+        item = Item.from_record({name: row[name] for name in ITEM_FIELDS})
         frames = renderers[model].render(Batch((item,), renderers[model].settings.batch_size))[0]
         got = frames_sha256(frames) if not isinstance(frames, Exception) else f"error {frames}"
         if got != row["frames_sha256"]:

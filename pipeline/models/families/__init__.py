@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.models.families import null, tiny, wan
+from pipeline.models.families import cogvideox, ltx, null, tiny, wan
 from pipeline.models.families.base import Checkpoint, Family, Param
 
-MODULES = (wan, tiny, null)
+MODULES = (wan, ltx, cogvideox, tiny, null)  # hub hints are tried in this order
 
 FAMILIES: dict[str, Family] = {f.name: f for module in MODULES for f in module.FAMILIES}
 BUILTIN = ("tiny", "null")  # not checkpoints a user brings

@@ -1,0 +1,50 @@
+"""CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`.
+
+diffusers 0.42 floors num_frames to 4k+1 silently (latent frames = (F-1)//4+1); sides
+must be multiples of 16 (VAE 8 x patch 2). The transformer takes exactly 226 text tokens
+(`max_sequence_length` 226; 512 fails with a shape error). Its initial noise is drawn in
+the prompt embeddings' dtype, so cached embeddings keep the text encoder's dtype as
+`encode_prompt` returns it. CogVideoX 1.5 (transformer patch_size_t = 2) pads odd latent
+frame counts itself and drops the padding: any 4k+1 works, 16k+1 (81, 161) is native.
+"""
+
+from __future__ import annotations
+
+from pipeline.models.families.base import (
+    Checkpoint,
+    Family,
+    Shape,
+    encode_with,
+    model_card_defaults,
+)
+
+MAX_SEQUENCE_LENGTH = 226  # the transformer's text length (max_text_seq_length)
+encode_cogvideox = encode_with(max_sequence_length=MAX_SEQUENCE_LENGTH, names=("prompt_embeds",))
+SHAPE = Shape(frame_step=4, side_multiple=16)
+
+
+def is_v15(checkpoint: Checkpoint) -> bool:
+    return checkpoint.config("transformer").get("patch_size_t") is not None
+
+
+COGVIDEOX_15 = Family(
+    name="cogvideox-1.5",
+    title="CogVideoX 1.5 text-to-video (patch_size_t 2; 16k+1 frames native)",
+    pipeline_classes=("CogVideoXPipeline",),
+    shape=SHAPE,
+    defaults=model_card_defaults(768, 1360, 81, 16, 50, 6.0),
+    encode_text=encode_cogvideox,
+    matches=is_v15,
+    hub_hints=("cogvideox1.5", "cogvideox-1.5"),
+)
+COGVIDEOX = Family(
+    name="cogvideox",
+    title="CogVideoX 2b / 5b text-to-video",
+    pipeline_classes=("CogVideoXPipeline",),
+    shape=SHAPE,
+    defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
+    encode_text=encode_cogvideox,
+    hub_hints=("cogvideox",),
+    notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
+)
+FAMILIES = (COGVIDEOX_15, COGVIDEOX)
