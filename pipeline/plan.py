@@ -191,7 +191,12 @@ def _family_param_texts(table: pa.Table) -> pa.Array | None:
         distinct = pc.unique(values).drop_null()
         texts = pa.array([f"{name}={float(v)!r}" for v in distinct.to_pylist()], pa.string())
         pieces.append(pc.take(texts, pc.index_in(values, value_set=distinct)))
-    joined = pc.binary_join_element_wise(*pieces, "\x1f", null_handling="skip")
+    # (binary_join_element_wise's null_handling="skip" drops all-null rows of chunked
+    # arrays in pyarrow here, so join pairwise and coalesce instead.)
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        both = pc.binary_join_element_wise(joined, piece, "\x1f")  # null if either is
+        joined = pc.coalesce(both, joined, piece)
     return pc.fill_null(joined, "")
 
 

@@ -1,11 +1,14 @@
 """CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`.
 
-diffusers 0.42 floors num_frames to 4k+1 silently (latent frames = (F-1)//4+1); sides
-must be multiples of 16 (VAE 8 x patch 2). The transformer takes exactly 226 text tokens
+Frames 8k+1, not 4k+1 (measured with plain diffusers 0.42 on a tiny checkpoint: 5 frames
+requested render 8, 13 render 16; 9 and 17 render as asked). The VAE decodes latent
+frames in chunks of two and upsamples an odd-length chunk as first frame + rest, an even
+one as a whole, so only an odd latent count (F-1)//4+1 decodes to F frames. The 1.5
+models (transformer patch_size_t 2) pad the latents for the transformer and drop the
+padding before decoding: the same rule; their native 16k+1 (81, 161) is a case of it.
+Sides multiples of 16 (VAE 8 x patch 2). The transformer takes exactly 226 text tokens
 (`max_sequence_length` 226; 512 fails with a shape error). Its initial noise is drawn in
-the prompt embeddings' dtype, so cached embeddings keep the text encoder's dtype as
-`encode_prompt` returns it. CogVideoX 1.5 (transformer patch_size_t = 2) pads odd latent
-frame counts itself and drops the padding: any 4k+1 works, 16k+1 (81, 161) is native.
+the prompt embeddings' dtype, so cached embeddings keep the dtype `encode_prompt` returns.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pipeline.models.families.base import (
 
 MAX_SEQUENCE_LENGTH = 226  # the transformer's text length (max_text_seq_length)
 encode_cogvideox = encode_with(max_sequence_length=MAX_SEQUENCE_LENGTH, names=("prompt_embeds",))
-SHAPE = Shape(frame_step=4, side_multiple=16)
+SHAPE = Shape(frame_step=8, side_multiple=16)
 
 
 def is_v15(checkpoint: Checkpoint) -> bool:
