@@ -179,7 +179,7 @@ def test_family_shape_rules(tmp_path):
         }
     )
     text, problems = problems_of(table)
-    # LTX's default height 512 is a multiple of 32 and 17 = 8*2+1 frames: only its width fails.
+    # LTX's default height 480 is a multiple of 32 and 17 = 8*2+1 frames: only its width fails.
     assert [(p.row, p.field) for p in problems] == [
         (1, "num_frames"),
         (2, "width"),
