@@ -303,3 +303,29 @@ def test_ftfy_is_installed_so_every_machine_tokenizes_alike():
 
     assert is_ftfy_available()
     assert prompt_clean("caf\u00c3\u00a9") == "caf\u00e9"  # mojibake fixed, as ftfy does
+
+
+def test_hub_names_pick_the_variant():
+    from pipeline.models.families import family_for_hub_id
+
+    names = {
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": "wan",
+        "Wan-AI/Wan2.2-T2V-A14B-Diffusers": "wan2.2-a14b",
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": "wan2.2-ti2v",
+        "Lightricks/LTX-Video": "ltx",
+        "Lightricks/LTX-Video-0.9.7-dev": "ltx-condition",
+        "THUDM/CogVideoX-5b": "cogvideox",
+        "THUDM/CogVideoX1.5-5B": "cogvideox-1.5",
+    }
+    assert {n: family_for_hub_id(n).name for n in names} == names
+
+
+def test_the_embedding_cache_encodes_each_text_alone():
+    from pipeline.render import EmbeddingCache
+
+    calls = []
+    cache = EmbeddingCache(capacity=8)
+    encode_one = lambda text: calls.append(text) or {"prompt_embeds": text.upper()}  # noqa: E731
+    assert cache.lookup(["a", "b", "a"], encode_one) == [{"prompt_embeds": t} for t in "ABA"]
+    assert cache.lookup(["b", "c"], encode_one)[1] == {"prompt_embeds": "C"}
+    assert calls == ["a", "b", "c"]  # one text per call, each once
