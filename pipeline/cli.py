@@ -7,7 +7,9 @@ import json
 import sys
 
 from pipeline.config import ClusterSettings, EncodeSettings, RenderSettings, RunConfig
-from pipeline.errors import PromptreelError
+from pipeline.errors import ConfigError, PromptreelError
+from pipeline.models import describe as models
+from pipeline.models import resolve_model
 
 EPILOG = """exit codes: 0 all items ok; 2 bad input or configuration (nothing rendered);
 3 the run finished but some items failed (they are in the catalog with their error).
@@ -17,6 +19,7 @@ examples:
   promptreel plan     prompts.parquet --out runs/r1
   promptreel render   prompts.parquet --out runs/r1 --actors 2 --batch-size 4
   promptreel status   runs/r1
+  promptreel models                                   # families: rules, defaults, params
   promptreel render   prompts.parquet --out runs/r1     # after a crash: finishes the job
   promptreel export   runs/r1 --to webdataset shards/   # also --to hf | vbench | files
   promptreel demo"""
@@ -73,9 +76,10 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     pixels.add_argument(
         "--batch-size",
         type=positive_int,
-        default=d_render.batch_size,
+        default=None,
         metavar="N",
-        help="items per pipeline call; changes a few pixel values (default: %(default)s)",
+        help="items per pipeline call; changes a few pixel values (default: the model "
+        "family's, see `promptreel models`)",
     )
     pixels.add_argument(
         "--threads",
@@ -244,11 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.export.cli import add_parser as add_export_parser
 
     add_export_parser(commands)
+    models.add_parser(commands)  # `promptreel models`: pipeline/models/describe.py
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
     demo.add_argument("--actors", type=positive_int, default=1, help="(default: %(default)s)")
     return parser
+
+
+def default_batch_size(model: str) -> int:
+    """The family's recommended batch size; a bad --model is reported where it is used."""
+    try:
+        return resolve_model(model).family.default_batch_size
+    except ConfigError:
+        return RenderSettings().batch_size
 
 
 def config_from_args(args) -> RunConfig:
@@ -258,7 +271,7 @@ def config_from_args(args) -> RunConfig:
         out=getattr(args, "out", None) or "",
         render=RenderSettings(
             model=args.model,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or default_batch_size(args.model),
             threads=args.threads,
             dtype=args.dtype,
             device=device,

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 from pipeline.cli import config_from_args
+from pipeline.models.describe import cmd_models  # noqa: F401 - `promptreel models`
 
 
 def _print_warnings(manifest) -> None:

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from pipeline.config import MAX_SEED, REQUEST_COLUMNS, SEED_SPACE
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
-from pipeline.models.families import FAMILIES
+from pipeline.models.families import FAMILIES, PARAMS
 from pipeline.readers import read_manifest
 
 RESERVED_COLUMNS = (
@@ -25,7 +25,7 @@ RESERVED_COLUMNS = (
 INT_PARAMS = ("height", "width", "num_frames", "num_inference_steps")
 FLOAT_PARAMS = ("fps", "guidance_scale")
 OUTPUT_COLUMNS = ("row", "id", "prompt", "negative_prompt", "seed", "model")
-OUTPUT_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS)
+OUTPUT_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS, *PARAMS)
 SEED_EXPECTED = "an integer in 0..2**64-1"
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _FIELD_ORDER = {name: i for i, name in enumerate(("row", *REQUEST_COLUMNS))}
@@ -185,6 +185,9 @@ def validate(
         problems.add(_mask(pc.is_valid(table["id"])) & _mask(pc.is_null(text_ids)), "id", "text")
         _check_duplicate_ids(ids, problems)
 
+    for name in ("prompt", "negative_prompt"):  # a typed number is a mistake, not a prompt
+        if name in names and not _is_text_column(table[name].type):
+            problems.add(_mask(pc.is_valid(table[name])), name, "text")
     prompt = _to_text(table, "prompt")
     problems.add(_mask(_blank(prompt)), "prompt", "non-empty text")
     seeds, seed_ok = _parse_seeds(table["seed"])
@@ -203,6 +206,7 @@ def validate(
         params[name] = params[name].astype(np.int64 if name in INT_PARAMS else np.float64)
     _check_shapes(params, codes, families, resolved, problems)
     priority = _priority(table, problems)
+    family_params = _family_params(table, models, codes, families, resolved, problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
     negative = pc.coalesce(
@@ -210,7 +214,7 @@ def validate(
         pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
     )
     columns = [np.arange(n, dtype=np.int64), ids, prompt, negative, pa.array(seeds, pa.uint64())]
-    columns += [models, *params.values()]  # OUTPUT_COLUMNS order
+    columns += [models, *params.values(), *family_params]  # OUTPUT_COLUMNS order
     out = pa.Table.from_arrays(columns, names=list(OUTPUT_COLUMNS))
     aliases = _seed_aliases(out, ~problems.rows(), strict_seeds)
     if strict_seeds:
@@ -276,12 +280,61 @@ def _models(table: pa.Table, default_model: str, problems: _Problems):
     return models, codes, families, resolved
 
 
+def _is_text_column(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return _is_text(kind) or pa.types.is_null(kind)
+
+
+def _family_params(table, models, codes, families, resolved, problems) -> list[pa.Array]:
+    """One column per family parameter: the row's value or its family's default; null for
+    rows whose family does not take it (a row setting it anyway is a problem)."""
+    columns = []
+    for name, param in PARAMS.items():
+        takes = np.array([name in family.param_names for family in families] + [False])[codes]
+        defaults = [
+            family.default_of(name) if name in family.param_names else np.nan for family in families
+        ]
+        defaults = np.array(defaults, float)[codes]
+        values, given = defaults, np.zeros(len(codes), bool)
+        if name in table.column_names:
+            values, given = _parse_numbers(table[name])
+            with np.errstate(invalid="ignore"):
+                ok = param.ok(values) & ((param.kind != "int") | (np.floor(values) == values))
+            problems.add(given & takes & ~ok, name, param.expected)
+            refused = np.flatnonzero(given & ~takes & resolved)
+            if len(refused):
+                problems.extend(
+                    refused,
+                    name,
+                    [
+                        _not_taken(name, families[codes[row]], models[int(row)].as_py())
+                        for row in refused
+                    ],
+                )
+            values = np.where(given & ok, values, defaults)
+        kind = pa.int64() if param.kind == "int" else pa.float64()
+        array = pa.array(np.where(takes, values, 0.0), pa.float64(), mask=~takes)
+        columns.append(array.cast(kind))
+    return columns
+
+
+def _not_taken(name: str, family, spec: str) -> str:
+    takes = ", ".join(family.param_names) or "none"
+    return (
+        f"model {spec!r} ({family.name} family) does not take {name}; "
+        f"its family parameters: {takes} (see `promptreel models`)"
+    )
+
+
 def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) -> None:
     """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
-    side = np.array([family.side_multiple for family in families], np.int64)[codes]
-    step = np.array([family.frame_step for family in families], np.int64)[codes]
+    side = np.array([family.shape.side_multiple for family in families], np.int64)[codes]
+    step = np.array([family.shape.frame_step for family in families], np.int64)[codes]
+    most = np.array([f.shape.max_frames or 2**62 for f in families], np.int64)[codes]
     height, width, frames = params["height"], params["width"], params["num_frames"]
     bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
+    bad["num_frames"] = bad["num_frames"] + (frames > most)
     bad = {name: (left != 0) & resolved & ~problems.rows(name) for name, left in bad.items()}
     for row in np.flatnonzero(bad["height"] | bad["width"] | bad["num_frames"]):
         family = families[codes[row]]
@@ -301,7 +354,13 @@ def _seed_aliases(table: pa.Table, ok: np.ndarray, strict: bool) -> list[RowProb
         return []
     candidates = ok & _mask(pc.is_in(pa.array(low), value_set=shared))
     table = table.append_column("low", pa.array(low)).filter(pa.array(candidates))
-    request = ["prompt", "negative_prompt", "low", "model", *INT_PARAMS, *FLOAT_PARAMS]
+    for name in PARAMS:  # nulls never match in a join: a sentinel no valid value takes
+        table = table.set_column(
+            table.schema.get_field_index(name),
+            name,
+            pc.fill_null(table[name].cast(pa.float64()), -1e300),
+        )
+    request = ["prompt", "negative_prompt", "low", "model", *INT_PARAMS, *FLOAT_PARAMS, *PARAMS]
     firsts = table.group_by(request, use_threads=False).aggregate([("row", "min")])
     joined = table.select(["row", "seed", *request]).join(firsts, request, use_threads=False)
     rows, seeds, ids = table["row"].to_numpy(), table["seed"].to_numpy(), table["id"].to_pylist()

@@ -16,15 +16,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.composition import BATCHING_VERSION, Composition, batch_id
-from pipeline.config import REQUEST_FIELDS, SEED_SPACE, EncodeSettings, RenderSettings
+from pipeline.config import (
+    FAMILY_PARAM_COLUMNS,
+    REQUEST_FIELDS,
+    SEED_SPACE,
+    EncodeSettings,
+    RenderSettings,
+)
 from pipeline.errors import ManifestError
 from pipeline.manifest import RowProblem, ValidatedManifest
 from pipeline.models import model_fingerprint, resolve_model
 
-KEY_VERSION = "promptreel-key-v2"
+# v3: rows that set a family parameter (guidance_scale_2, decode_timestep, ...) append
+# them; a row without any keeps its v2 canonical form, so existing Wan keys are unchanged.
+KEY_VERSION = "promptreel-key-v3"
+LEGACY_KEY_VERSION = "promptreel-key-v2"
 KEY_LENGTH = 32  # hex chars of sha256: 128 bits
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
+BUCKET_FIELDS += FAMILY_PARAM_COLUMNS
 ITEM_FIELDS = ("key", *REQUEST_FIELDS)
 
 
@@ -43,6 +53,19 @@ class Item:
     fps: float
     num_inference_steps: int
     guidance_scale: float
+    # The family's own parameters (guidance_scale_2, decode_timestep, ...) this row sets,
+    # as sorted (name, value) pairs: `__call__` keywords, part of the key.
+    params: tuple[tuple[str, float], ...] = ()
+
+    def family_args(self) -> dict:
+        return dict(self.params)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Item:
+        """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`."""
+        fields = {name: record[name] for name in ITEM_FIELDS if name not in FAMILY_PARAM_COLUMNS}
+        given = [(n, record[n]) for n in FAMILY_PARAM_COLUMNS if record.get(n) is not None]
+        return cls(**fields, params=tuple(given))
 
 
 # How a batch came to run. PLANNED: its planned composition, first time. RETRY: the same
@@ -169,7 +192,7 @@ class Plan:
         records = _records(self.items.select(list(ITEM_FIELDS)).take(pa.array(rows)))
         cursor = 0
         for length in lengths:
-            members = tuple(Item(**next(records)) for _ in range(length))
+            members = tuple(Item.from_record(next(records)) for _ in range(length))
             keep = wanted[rows[cursor : cursor + length]]
             cursor += length
             kept = None if keep.all() else frozenset(i.key for i, k in zip(members, keep) if k)
@@ -213,7 +236,7 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         pc.cast(table["seed"], pa.uint64()), pa.scalar(SEED_SPACE - 1, pa.uint64())
     )
     parts = [
-        pa.scalar(KEY_VERSION),
+        pa.scalar(LEGACY_KEY_VERSION),
         text("prompt"),
         text("negative_prompt"),
         pc.cast(seed32, pa.string()),
@@ -225,7 +248,36 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         mapped("guidance_scale", lambda v: repr(float(v))),
         mapped("model", lambda spec: model_fingerprint(resolve_model(spec))),
     ]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    canonical = pc.binary_join_element_wise(*parts, "\x1f")
+    extras = _family_param_texts(table)
+    if extras is None:  # no row sets a family parameter: the v2 form, keys unchanged
+        return canonical
+    # Rows with family parameters: version v3, then name=value per parameter set.
+    upgraded = pc.replace_substring(canonical, LEGACY_KEY_VERSION, KEY_VERSION, max_replacements=1)
+    with_extras = pc.binary_join_element_wise(upgraded, extras, "\x1f")
+    return pc.if_else(pc.equal(extras, ""), canonical, with_extras)
+
+
+def _family_param_texts(table: pa.Table) -> pa.Array | None:
+    """Per row, "name=value" for each family parameter set (sorted by name, joined by
+    U+001F; "" where none), or None when no row sets any."""
+    present = [n for n in FAMILY_PARAM_COLUMNS if n in table.column_names]
+    present = [n for n in present if table[n].null_count < table.num_rows]
+    if not present:
+        return None
+    pieces = []
+    for name in present:
+        values = table[name]
+        distinct = pc.unique(values).drop_null()
+        texts = pa.array([f"{name}={float(v)!r}" for v in distinct.to_pylist()], pa.string())
+        pieces.append(pc.take(texts, pc.index_in(values, value_set=distinct)))
+    # (binary_join_element_wise's null_handling="skip" drops all-null rows of chunked
+    # arrays in pyarrow here, so join pairwise and coalesce instead.)
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        both = pc.binary_join_element_wise(joined, piece, "\x1f")  # null if either is
+        joined = pc.coalesce(both, joined, piece)
+    return pc.fill_null(joined, "")
 
 
 def compute_keys(table: pa.Table, chunk_rows: int = 262144) -> pa.ChunkedArray:

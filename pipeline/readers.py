@@ -88,6 +88,7 @@ def _read_jsonl(lines) -> pa.Table:
         if bad:
             problems.append(RowProblem(None, None, f"line {lineno}", bad))
             continue
+        problems += _typed_text_problems(record, count)
         for name, value in record.items():
             if name not in columns:
                 columns[name] = [None] * count
@@ -100,6 +101,16 @@ def _read_jsonl(lines) -> pa.Table:
     if problems:
         raise ManifestError(problems)
     return pa.table({name: _jsonl_column(name, values) for name, values in columns.items()})
+
+
+def _typed_text_problems(record: dict, row: int) -> list[RowProblem]:
+    """A JSON number or object where a prompt belongs is a mistake: refused, never cast."""
+    row_id = record.get("id") if isinstance(record.get("id"), str) else None
+    return [
+        RowProblem(row, row_id, name, f"expected text, got {show_value(record[name])}")
+        for name in ("prompt", "negative_prompt")
+        if record.get(name) is not None and not isinstance(record[name], str)
+    ]
 
 
 def _lone_surrogate(record: dict) -> str | bool:

@@ -10,12 +10,9 @@ from pipeline.config import SEED_SPACE, RenderSettings
 from pipeline.errors import RenderError
 from pipeline.faults import Faults
 from pipeline.models import resolve_model
+from pipeline.models.families.base import NEGATIVE_PREFIX
 from pipeline.models.loader import load_pipeline
 from pipeline.plan import Batch
-
-# Wan pads prompts to 512 tokens inside __call__; cached embeddings must match it exactly,
-# or pixels change (encode_prompt's own default of 226 moved pixels by up to 86/255).
-MAX_SEQUENCE_LENGTH = 512
 
 
 class EmbeddingCache:
@@ -27,14 +24,16 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def lookup(self, texts, encode):
-        """Embeddings for `texts` (a list), calling encode(missing_texts) once for misses."""
+    def lookup(self, texts, encode_one):
+        """Embeddings for `texts` (a list); encode_one(text) runs once per missing text.
+
+        Each text is encoded alone, so an embedding never depends on which other texts
+        missed the cache at the same moment (that depends on an actor's history)."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._entries))
         self.misses += len(missing)
         self.hits += len(texts) - len(missing)
-        if missing:
-            for text, embedding in zip(missing, encode(missing)):
-                self._entries[text] = embedding
+        for text in missing:
+            self._entries[text] = encode_one(text)
         found = []
         for text in texts:
             self._entries.move_to_end(text)
@@ -51,6 +50,7 @@ class Renderer:
         self.settings = settings
         self.faults = faults or Faults()
         self.ref = resolve_model(model)
+        self.family = self.ref.family
         if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
             import torch
 
@@ -70,7 +70,10 @@ class Renderer:
                 for i in batch.items
             ]
         try:
-            frames = self._diffuse(items)
+            if self.family.batch_pixel_safe:
+                frames = self._diffuse(items)
+            else:  # its text padding depends on batch-mates: one prompt per call
+                frames = np.concatenate([self._diffuse((item,)) for item in batch.items])
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
         frames = frames[: len(batch.items)]
@@ -93,30 +96,32 @@ class Renderer:
             generator=generators,
             output_type="np",
         )
+        kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
         prompts = [i.prompt for i in items]
         negatives = [i.negative_prompt for i in items]
-        if self.cache is None:
+        if self.cache is None or self.family.encode_text is None:
             kwargs.update(prompt=prompts, negative_prompt=negatives)
         else:
-            kwargs["prompt_embeds"] = torch.stack(self.cache.lookup(prompts, self._encode))
-            if first.guidance_scale > 1.0:
-                kwargs["negative_prompt_embeds"] = torch.stack(
-                    self.cache.lookup(negatives, self._encode)
-                )
+            kwargs.update(self._cached_args(prompts))
+            if self.family.needs_negative(first):
+                negative = self._cached_args(negatives)
+                kwargs.update({NEGATIVE_PREFIX + name: t for name, t in negative.items()})
         with torch.inference_mode():
             return self.pipe(**kwargs).frames
 
-    def _encode(self, texts):
+    def _cached_args(self, texts) -> dict:
+        """The call arguments (prompt_embeds, masks, ...) for a batch of texts, each text's
+        tensors encoded alone and concatenated along the batch dimension."""
+        import torch
+
+        entries = self.cache.lookup(texts, self._encode_one)
+        return {name: torch.cat([e[name] for e in entries]) for name in entries[0]}
+
+    def _encode_one(self, text: str) -> dict:
         import torch
 
         with torch.inference_mode():
-            embeds, _ = self.pipe.encode_prompt(
-                prompt=texts,
-                do_classifier_free_guidance=False,
-                max_sequence_length=MAX_SEQUENCE_LENGTH,
-                device=self.pipe._execution_device,
-            )
-        return list(embeds)
+            return self.family.encode_text(self.pipe, text)
 
 
 def _checked(frames: np.ndarray) -> np.ndarray | RenderError:

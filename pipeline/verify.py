@@ -88,13 +88,15 @@ def rendered_batch(catalog, row: dict, size: int) -> tuple[Batch | None, int]:
     """The batch `row` was rendered in, rebuilt from the catalog, and its position there:
     alone if it was isolated, else its planned batch (every row with its batch_id, in
     batch_pos order). None when the mates cannot be found (their rows left the manifest)."""
-    item = Item(**{name: row[name] for name in ITEM_FIELDS})
+    item = Item.from_record({name: row[name] for name in ITEM_FIELDS})
     if row.get("isolated") or row.get("batch_id") is None:  # alone, or an older catalog
         return Batch((item,), size), 0
     mates = catalog.filter(pc.equal(catalog["batch_id"], row["batch_id"]))
     by_position = {}
     for mate in mates.to_pylist():
-        by_position.setdefault(mate["batch_pos"], Item(**{n: mate[n] for n in ITEM_FIELDS}))
+        by_position.setdefault(
+            mate["batch_pos"], Item.from_record({n: mate[n] for n in ITEM_FIELDS})
+        )
     items = tuple(by_position[p] for p in sorted(by_position))
     batch = Batch(items, size)
     if batch.batch_id != row["batch_id"]:

@@ -31,4 +31,4 @@ def _build():
 
 
 def ensure_batchmates_model() -> Path:
-    return ensure_built(NAME, _build)
+    return ensure_built(NAME, _build, {"family": "tiny"})

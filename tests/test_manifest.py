@@ -179,7 +179,7 @@ def test_family_shape_rules(tmp_path):
         }
     )
     text, problems = problems_of(table)
-    # LTX's default height 512 is a multiple of 32 and 17 = 8*2+1 frames: only its width fails.
+    # LTX's default height 480 is a multiple of 32 and 17 = 8*2+1 frames: only its width fails.
     assert [(p.row, p.field) for p in problems] == [
         (1, "num_frames"),
         (2, "width"),
@@ -189,7 +189,10 @@ def test_family_shape_rules(tmp_path):
     assert "row 4 (id 'wan'): num_frames: expected 4k+1 frames for wan models" in text
     assert "row 1 (id 'frames'): num_frames: expected 4k+1 frames" in text and "got 10" in text
     assert "row 2 (id 'width'): width: expected a multiple of 16" in text and "got 70" in text
-    assert "row 3 (id 'ltx'): width: expected a multiple of 32 for ltx models, got 48" in text
+    assert (
+        "row 3 (id 'ltx'): width: expected a multiple of 32 for ltx models "
+        "(nearest: 32 or 64), got 48" in text
+    )
 
 
 def test_reserved_column():

@@ -10,7 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.models.families import FAMILIES, Family, family_for_class, family_for_hub_id
+from pipeline.models.families import (
+    BUILTIN,
+    FAMILIES,
+    Family,
+    family_for_checkpoint,
+    family_for_hub_id,
+    supported_classes,
+)
+from pipeline.models.families.base import Checkpoint
 from pipeline.models.hub import family_from_model_index, pin_hub_model, pinned_spec, split_hub_spec
 
 # A checkpoint may carry its own family and defaults (the embedded tiny model does).
@@ -54,12 +62,15 @@ def _resolve_hub_model(spec: str) -> ModelRef:
     if pin.model_index is not None:
         class_name, family = family_from_model_index(pin.model_index)
         if family is None:
-            raise ConfigError(f"model {spec!r}: unsupported pipeline class {class_name!r}")
+            raise ConfigError(
+                f"model {spec!r}: unsupported pipeline class {class_name!r}; "
+                f"supported: {', '.join(supported_classes())}"
+            )
     family = family or family_for_hub_id(pin.repo_id)
     if family is None:
         raise ConfigError(
             f"unknown model {spec!r}: cannot tell its family from the name; supported families: "
-            + ", ".join(name for name in FAMILIES if name not in ("tiny", "null"))
+            + ", ".join(name for name in FAMILIES if name not in BUILTIN)
         )
     return ModelRef(spec, "hub", family, pin.repo_id, pin.sha)
 
@@ -73,10 +84,13 @@ def _local_family(path: Path) -> Family:
     index = path / "model_index.json"
     if not index.is_file():
         raise ConfigError(f"model {str(path)!r}: not a diffusers directory (no model_index.json)")
-    class_name = json.loads(index.read_text()).get("_class_name", "")
-    family = family_for_class(class_name)
+    checkpoint = Checkpoint(json.loads(index.read_text()), path)
+    family = family_for_checkpoint(checkpoint)
     if family is None:
-        raise ConfigError(f"model {str(path)!r}: unsupported pipeline class {class_name!r}")
+        raise ConfigError(
+            f"model {str(path)!r}: unsupported pipeline class {checkpoint.pipeline_class!r}; "
+            f"supported: {', '.join(supported_classes())}"
+        )
     return family
 
 

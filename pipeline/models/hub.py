@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.models.families import Family, family_for_class
+from pipeline.models.families import Family, family_for_checkpoint
+from pipeline.models.families.base import Checkpoint
 
 MODEL_INDEX = "model_index.json"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -133,6 +134,7 @@ def _not_available(name, repo_id, cache_dir, offline, cause, sha=None) -> Config
 
 
 def family_from_model_index(index: Path) -> tuple[str, Family | None]:
-    """(pipeline class name, its family or None) from a snapshot's model_index.json."""
-    class_name = json.loads(index.read_text()).get("_class_name", "")
-    return class_name, family_for_class(class_name)
+    """(pipeline class name, its family or None) from a snapshot's model_index.json (and
+    its component configs, which tell variants apart: Wan 2.2 TI2V's VAE, ...)."""
+    checkpoint = Checkpoint(json.loads(index.read_text()), index.parent)
+    return checkpoint.pipeline_class, family_for_checkpoint(checkpoint)

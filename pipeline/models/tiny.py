@@ -25,11 +25,12 @@ def cache_dir() -> Path:
 
 def ensure_tiny_model() -> Path:
     """Return the tiny model's directory, building it first if it is missing."""
-    return ensure_built(TINY_VERSION, build_tiny_pipeline)
+    return ensure_built(TINY_VERSION, build_tiny_pipeline, {"family": "tiny"})
 
 
-def ensure_built(name: str, build) -> Path:
-    """The cached checkpoint `name`, saved from `build()` (a pipeline) on first use."""
+def ensure_built(name: str, build, meta: dict | None = None) -> Path:
+    """cache_dir()/name, saved from build() (a pipeline) with safetensors on first use.
+    `meta` goes to promptreel.json (e.g. the family, for checkpoints detection can't tell)."""
     target = cache_dir() / name
     if (target / "model_index.json").is_file():
         return target
@@ -37,7 +38,8 @@ def ensure_built(name: str, build) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         build().save_pretrained(staging, safe_serialization=True)
-        (staging / "promptreel.json").write_text(json.dumps({"family": "tiny"}))
+        if meta:
+            (staging / "promptreel.json").write_text(json.dumps(meta))
         try:
             os.rename(staging, target)  # atomic: a concurrent builder loses harmlessly
         except OSError:
@@ -48,7 +50,7 @@ def ensure_built(name: str, build) -> Path:
     return target
 
 
-def _byte_tokenizer():
+def byte_tokenizer():
     """A byte-level tokenizer: every prompt, any unicode, maps to distinct tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -75,7 +77,7 @@ def build_tiny_pipeline():
     )
     from transformers import UMT5Config, UMT5EncoderModel
 
-    tokenizer = _byte_tokenizer()
+    tokenizer = byte_tokenizer()
     torch.manual_seed(_SEED)
     text_encoder = UMT5EncoderModel(
         UMT5Config(

@@ -1,0 +1,213 @@
+"""The one interface every model family adapter fills in: data plus a few small functions.
+
+An adapter answers what the rest of promptreel asks about a kind of pipeline, so no code
+outside `pipeline/models/families/` branches on a family name:
+
+- which diffusers pipeline classes it accepts, and which variant a checkpoint is
+  (`matches`, read from the checkpoint's configs);
+- shape rules and limits: validate refuses every row diffusers would silently round or
+  floor, naming the row, the field and the nearest valid values (`shape_problems`);
+- defaults as the model card recommends (size, frames, fps, steps, guidance, negative);
+- how to encode ONE text for the embedding cache with exactly the settings `__call__`
+  uses, as a dict of call arguments (`encode_text`); negatives get `negative_` in front;
+- family-specific per-row parameters (`params`): each a manifest column, validated,
+  part of the item key and the catalog, and a keyword of the pipeline's `__call__`;
+- whether a batch larger than one is pixel-safe, and the recommended batch size.
+
+Adapters never import torch or diffusers at module level: validate and plan run without.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The render parameters every family has; `defaults` must give each.
+DEFAULT_FIELDS = (
+    *("height", "width", "num_frames", "fps", "num_inference_steps", "guidance_scale"),
+    "negative_prompt",
+)
+NEGATIVE_PREFIX = "negative_"  # prompt_embeds -> negative_prompt_embeds, and so on
+
+
+@dataclass(frozen=True)
+class Param:
+    """A family-specific per-row parameter: a manifest column named like the `__call__`
+    keyword it becomes. The same name in two families must have the same `kind`."""
+
+    name: str
+    default: float
+    expected: str  # what a valid value is, for error messages: "a finite number >= 0"
+    ok: Callable[[np.ndarray], np.ndarray]  # vectorised: float64 values -> bool mask
+    kind: str = "float"  # "float" | "int"
+    help: str = ""
+
+
+def finite_at_least(low: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda v: np.isfinite(v) & (v >= low)
+
+
+def in_closed_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda v: np.isfinite(v) & (v >= low) & (v <= high)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """num_frames = frame_step * k + 1 (up to max_frames); sides multiples of side_multiple."""
+
+    frame_step: int
+    side_multiple: int
+    max_frames: int | None = None
+    max_frames_why: str = ""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What detection may read: model_index.json, and component configs when on disk."""
+
+    index: dict
+    root: Path | None = None
+
+    @property
+    def pipeline_class(self) -> str:
+        return self.index.get("_class_name", "")
+
+    def config(self, component: str) -> dict:
+        path = None if self.root is None else self.root / component / "config.json"
+        if path is None or not path.is_file():
+            return {}
+        return json.loads(path.read_text())
+
+    def has(self, component: str) -> bool:
+        """True when model_index.json names a real (non-null) component."""
+        value = self.index.get(component)
+        return isinstance(value, list) and value[0] is not None
+
+
+def always(_checkpoint: Checkpoint) -> bool:
+    return True
+
+
+def guidance_above_one(item) -> bool:
+    """Classifier-free guidance, and so a negative embedding, only above 1 (diffusers)."""
+    return item.guidance_scale > 1.0
+
+
+@dataclass(frozen=True, eq=False)  # families are singletons: hashed by identity
+class Family:
+    name: str  # registry name, shown to users
+    title: str  # e.g. "Wan 2.1 text-to-video"
+    pipeline_classes: tuple[str, ...]  # diffusers classes (model_index.json _class_name)
+    shape: Shape
+    defaults: dict  # DEFAULT_FIELDS, as the model card recommends
+    # One text -> {call argument: tensor with a leading batch dim of 1}; None: no cache.
+    encode_text: Callable[[Any, str], dict] | None = None
+    params: tuple[Param, ...] = ()
+    needs_negative: Callable[[Any], bool] = guidance_above_one  # item -> bool
+    batch_pixel_safe: bool = True  # False: pads text to the batch's longest prompt
+    default_batch_size: int = 1
+    batch_size_why: str = "long video token sequences fill a GPU at batch 1"
+    matches: Callable[[Checkpoint], bool] = always  # variant detection, in registry order
+    hub_hints: tuple[str, ...] = ()  # lower-case substrings of hub ids naming this family
+    dtype: str = "bfloat16"  # recommended on GPU (docs, `promptreel models`)
+    notes: str = ""
+
+    def __post_init__(self):
+        missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]
+        if missing:
+            raise ValueError(f"family {self.name}: defaults lack {missing}")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def default_of(self, name: str):
+        """A default of a common field or of one of this family's params."""
+        if name in self.defaults:
+            return self.defaults[name]
+        return next(p.default for p in self.params if p.name == name)
+
+    def shape_problems(self, height: int, width: int, num_frames: int) -> list[tuple[str, str]]:
+        """(field, expectation) for each shape value this family cannot take as given."""
+        return shape_problems(self.name, self.shape, height, width, num_frames)
+
+    def rules_text(self) -> str:
+        shape = self.shape
+        frames = f"frames {shape.frame_step}k+1" if shape.frame_step > 1 else "any frame count"
+        if shape.max_frames:
+            frames += f" up to {shape.max_frames}"
+        return f"{frames}, sides multiple of {shape.side_multiple}"
+
+
+def shape_problems(name: str, shape: Shape, height: int, width: int, num_frames: int):
+    problems = []
+    m = shape.side_multiple
+    for label, side in (("height", int(height)), ("width", int(width))):
+        if side % m:
+            problems.append(
+                (
+                    label,
+                    f"a multiple of {m} for {name} models (nearest: "
+                    f"{_nearest(side, m, 0)}), got {side}",
+                )
+            )
+    step, frames = shape.frame_step, int(num_frames)
+    if (frames - 1) % step:
+        problems.append(
+            (
+                "num_frames",
+                f"{step}k+1 frames for {name} models (nearest: "
+                f"{_nearest(frames, step, 1, shape.max_frames)}), got {frames}",
+            )
+        )
+    elif shape.max_frames and frames > shape.max_frames:
+        why = f"; {shape.max_frames_why}" if shape.max_frames_why else ""
+        problems.append(
+            (
+                "num_frames",
+                f"at most {shape.max_frames} frames for {name} models{why}, got {frames}",
+            )
+        )
+    return problems
+
+
+def _nearest(value: int, step: int, offset: int, upper: int | None = None) -> str:
+    """The valid values (step*k + offset, positive) on either side of `value`."""
+    below = (value - offset) // step * step + offset
+    candidates = [v for v in (below, below + step) if v > 0 and (upper is None or v <= upper)]
+    return " or ".join(str(v) for v in candidates) or str(step + offset)
+
+
+def model_card_defaults(height, width, num_frames, fps, steps, guidance, negative="") -> dict:
+    return {
+        "height": height,
+        "width": width,
+        "num_frames": num_frames,
+        "fps": fps,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "negative_prompt": negative,
+    }
+
+
+def encode_with(method: str = "encode_prompt", **settings) -> Callable[[Any, str], dict]:
+    """An encode_text calling `pipe.<method>(prompt=[text], **settings)` without guidance;
+    `settings` must be exactly what the pipeline's __call__ passes (max_sequence_length...).
+    The result tuple's tensors are named by `names` (a required setting)."""
+    names = settings.pop("names")
+
+    def encode_text(pipe, text: str) -> dict:
+        outputs = getattr(pipe, method)(
+            prompt=[text],
+            do_classifier_free_guidance=False,
+            device=pipe._execution_device,
+            **settings,
+        )
+        return {n: t for n, t in zip(names, outputs, strict=False) if n is not None}
+
+    return encode_text

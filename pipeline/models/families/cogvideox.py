@@ -1,0 +1,53 @@
+"""CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`.
+
+Frames 8k+1, not 4k+1 (measured with plain diffusers 0.42 on a tiny checkpoint: 5 frames
+requested render 8, 13 render 16; 9 and 17 render as asked). The VAE decodes latent
+frames in chunks of two and upsamples an odd-length chunk as first frame + rest, an even
+one as a whole, so only an odd latent count (F-1)//4+1 decodes to F frames. The 1.5
+models (transformer patch_size_t 2) pad the latents for the transformer and drop the
+padding before decoding: the same rule; their native 16k+1 (81, 161) is a case of it.
+Sides multiples of 16 (VAE 8 x patch 2). The transformer takes exactly 226 text tokens
+(`max_sequence_length` 226; 512 fails with a shape error). Its initial noise is drawn in
+the prompt embeddings' dtype, so cached embeddings keep the dtype `encode_prompt` returns.
+"""
+
+from __future__ import annotations
+
+from pipeline.models.families.base import (
+    Checkpoint,
+    Family,
+    Shape,
+    encode_with,
+    model_card_defaults,
+)
+
+MAX_SEQUENCE_LENGTH = 226  # the transformer's text length (max_text_seq_length)
+encode_cogvideox = encode_with(max_sequence_length=MAX_SEQUENCE_LENGTH, names=("prompt_embeds",))
+SHAPE = Shape(frame_step=8, side_multiple=16)
+
+
+def is_v15(checkpoint: Checkpoint) -> bool:
+    return checkpoint.config("transformer").get("patch_size_t") is not None
+
+
+COGVIDEOX_15 = Family(
+    name="cogvideox-1.5",
+    title="CogVideoX 1.5 text-to-video (patch_size_t 2; 16k+1 frames native)",
+    pipeline_classes=("CogVideoXPipeline",),
+    shape=SHAPE,
+    defaults=model_card_defaults(768, 1360, 81, 16, 50, 6.0),
+    encode_text=encode_cogvideox,
+    matches=is_v15,
+    hub_hints=("cogvideox1.5", "cogvideox-1.5"),
+)
+COGVIDEOX = Family(
+    name="cogvideox",
+    title="CogVideoX 2b / 5b text-to-video",
+    pipeline_classes=("CogVideoXPipeline",),
+    shape=SHAPE,
+    defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
+    encode_text=encode_cogvideox,
+    hub_hints=("cogvideox",),
+    notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
+)
+FAMILIES = (COGVIDEOX_15, COGVIDEOX)

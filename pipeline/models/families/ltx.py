@@ -1,0 +1,72 @@
+"""LTX-Video 0.9.x: `LTXPipeline`, and `LTXConditionPipeline` used text-only.
+
+diffusers 0.42 floors num_frames to 8k+1 silently (latent frames = (F-1)//8+1) and
+raises on sides not multiples of 32 only once a GPU is busy; validate refuses both.
+`encode_prompt` returns (embeds, mask, negative embeds, negative mask): the cache keeps
+embeds and mask, encoded at the call's max_sequence_length (128; 256 for
+LTXConditionPipeline). `frame_rate` stays diffusers' default 25 (rope scaling); the
+`fps` column only labels the clip.
+"""
+
+from __future__ import annotations
+
+from pipeline.models.families.base import (
+    Checkpoint,
+    Family,
+    Param,
+    Shape,
+    encode_with,
+    in_closed_range,
+    model_card_defaults,
+)
+
+NEGATIVE = "worst quality, inconsistent motion, blurry, jittery, distorted"
+NAMES = ("prompt_embeds", "prompt_attention_mask")  # the tuple's first two; negatives unused
+
+# Only used when the VAE has timestep_conditioning (0.9.1 and later); the card's values.
+PARAMS = (
+    Param(
+        "decode_timestep",
+        default=0.05,
+        expected="a number in 0..1",
+        ok=in_closed_range(0.0, 1.0),
+        help="timestep the VAE decodes at (timestep-conditioned VAEs)",
+    ),
+    Param(
+        "decode_noise_scale",
+        default=0.025,
+        expected="a number in 0..1",
+        ok=in_closed_range(0.0, 1.0),
+        help="noise mixed into the latents before decoding",
+    ),
+)
+SHAPE = Shape(frame_step=8, side_multiple=32)
+DEFAULTS = model_card_defaults(480, 704, 161, 24, 50, 3.0, NEGATIVE)
+
+
+def is_condition_pipeline(checkpoint: Checkpoint) -> bool:
+    return checkpoint.pipeline_class == "LTXConditionPipeline"
+
+
+LTX_CONDITION = Family(
+    name="ltx-condition",
+    title="LTX-Video LTXConditionPipeline, text-to-video (no conditions)",
+    pipeline_classes=("LTXConditionPipeline",),
+    shape=SHAPE,
+    defaults=DEFAULTS,
+    encode_text=encode_with(max_sequence_length=256, names=NAMES),
+    params=PARAMS,
+    matches=is_condition_pipeline,
+    hub_hints=("ltx-video-0.9.5", "ltx-video-0.9.7", "ltx-video-0.9.8"),
+)
+LTX = Family(
+    name="ltx",
+    title="LTX-Video (LTXPipeline) text-to-video",
+    pipeline_classes=("LTXPipeline",),
+    shape=SHAPE,
+    defaults=DEFAULTS,
+    encode_text=encode_with(max_sequence_length=128, names=NAMES),
+    params=PARAMS,
+    hub_hints=("ltx",),
+)
+FAMILIES = (LTX_CONDITION, LTX)

@@ -1,0 +1,89 @@
+"""Wan 2.1 and Wan 2.2 (A14B two experts, TI2V-5B): `WanPipeline`.
+
+diffusers 0.42 `WanPipeline.__call__` rounds num_frames to 4k+1 and floors sides to
+multiples of vae_scale_factor_spatial * patch (16; 32 for TI2V-5B's 16x VAE) with only a
+warning; validate refuses such rows instead. `__call__` encodes text at
+max_sequence_length 512 while `encode_prompt` defaults to 226: the cache must use 512
+(226 moved pixels by up to 86/255 on the tiny model).
+"""
+
+from __future__ import annotations
+
+from pipeline.models.families.base import (
+    Checkpoint,
+    Family,
+    Param,
+    Shape,
+    encode_with,
+    finite_at_least,
+    model_card_defaults,
+)
+
+CLASSES = ("WanPipeline",)
+MAX_SEQUENCE_LENGTH = 512  # WanPipeline.__call__'s default
+encode_wan = encode_with(max_sequence_length=MAX_SEQUENCE_LENGTH, names=("prompt_embeds",))
+
+# The negative prompt of the Wan model cards (the English form diffusers' docs use).
+NEGATIVE = (
+    "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, "
+    "images, static, overall gray, worst quality, low quality, JPEG compression residue, "
+    "ugly, incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, "
+    "disfigured, misshapen limbs, fused fingers, still picture, messy background, three "
+    "legs, many people in the background, walking backwards"
+)
+
+GUIDANCE_SCALE_2 = Param(
+    "guidance_scale_2",
+    default=3.0,
+    expected="a finite number >= 0",
+    ok=finite_at_least(0.0),
+    help="guidance of the low-noise expert (transformer_2), below boundary_ratio",
+)
+
+
+def is_a14b(checkpoint: Checkpoint) -> bool:
+    """Two experts: a boundary_ratio hands the low-noise steps to transformer_2."""
+    return checkpoint.index.get("boundary_ratio") is not None
+
+
+def is_ti2v(checkpoint: Checkpoint) -> bool:
+    """TI2V-5B: expand_timesteps and a 48-channel, 16x spatial VAE."""
+    if checkpoint.index.get("expand_timesteps"):
+        return True
+    return checkpoint.config("vae").get("z_dim") == 48
+
+
+WAN22_A14B = Family(
+    name="wan2.2-a14b",
+    title="Wan 2.2 T2V A14B (two experts: transformer_2, boundary_ratio)",
+    pipeline_classes=CLASSES,
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(720, 1280, 81, 16, 40, 4.0, NEGATIVE),
+    encode_text=encode_wan,
+    params=(GUIDANCE_SCALE_2,),
+    matches=is_a14b,
+    hub_hints=("a14b",),
+)
+WAN22_TI2V = Family(
+    name="wan2.2-ti2v",
+    title="Wan 2.2 TI2V-5B (text-to-video; 16x VAE, z_dim 48, expand_timesteps)",
+    pipeline_classes=CLASSES,
+    # diffusers floors sides to multiples of 32 here with only a warning.
+    shape=Shape(frame_step=4, side_multiple=32),
+    defaults=model_card_defaults(704, 1280, 121, 24, 50, 5.0, NEGATIVE),
+    encode_text=encode_wan,
+    matches=is_ti2v,
+    hub_hints=("ti2v",),
+)
+WAN = Family(
+    name="wan",
+    title="Wan 2.1 text-to-video (1.3B, 14B)",
+    pipeline_classes=CLASSES,
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
+    encode_text=encode_wan,
+    hub_hints=("wan",),
+)
+
+# Variants first: detection takes the first family whose `matches` accepts a checkpoint.
+FAMILIES = (WAN22_A14B, WAN22_TI2V, WAN)

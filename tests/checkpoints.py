@@ -1,0 +1,228 @@
+"""Tiny random-weight checkpoints of each supported family, built locally in a few lines.
+
+Component configs follow diffusers' own tests (tests/pipelines/<family>/); tokenizers are
+built locally (a byte-level BPE over a `tokenizers` vocabulary), weights come from a fixed
+seed. Each is saved with save_pretrained (safetensors) under the PROMPTREEL_HOME/XDG
+cache once and loaded through DiffusionPipeline.from_pretrained like a real checkpoint.
+
+    checkpoint_dir("ltx")   -> Path of a diffusers directory, built on first use
+
+Add a family: one builder function and one line in BUILDERS (bench/ reuses these too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.models.tiny import byte_tokenizer, ensure_built
+
+VERSION = "v1"  # bump when a builder changes, so caches rebuild
+_SEED = 20261201
+
+
+def _t5(tokenizer, umt5: bool = False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    config = dict(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    if umt5:
+        return UMT5EncoderModel(UMT5Config(**config)).eval()
+    return T5EncoderModel(T5Config(**config)).eval()
+
+
+def _wan(variant: str):
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
+
+    torch.manual_seed(_SEED)
+    tokenizer = byte_tokenizer()
+    text_encoder = _t5(tokenizer, umt5=True)
+    ti2v = variant == "ti2v"
+    z = 48 if ti2v else 16
+    vae_extra = (
+        dict(
+            in_channels=12,
+            out_channels=12,
+            is_residual=True,
+            patch_size=2,
+            scale_factor_spatial=16,
+            latents_mean=[0.0] * z,
+            latents_std=[1.0] * z,
+        )
+        if ti2v
+        else {}
+    )
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=z,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        **vae_extra,
+    )
+
+    def transformer():
+        return WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=z,
+            out_channels=z,
+            text_dim=32,
+            freq_dim=256,
+            ffn_dim=32,
+            num_layers=2,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+        )
+
+    extra = {}
+    if variant == "a14b":
+        extra = dict(transformer_2=transformer(), boundary_ratio=0.875)
+    elif ti2v:
+        extra = dict(expand_timesteps=True)
+    return WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        transformer=transformer(),
+        **extra,
+    )
+
+
+def _ltx(condition: bool):
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    torch.manual_seed(_SEED)
+    tokenizer = byte_tokenizer()
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=True,  # so decode_timestep / decode_noise_scale matter
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    cls = LTXConditionPipeline if condition else LTXPipeline
+    return cls(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=_t5(tokenizer),
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
+def _cogvideox():
+    import torch
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    torch.manual_seed(_SEED)
+    tokenizer = byte_tokenizer()
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=4,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=226,  # the real models' text length
+    )
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
+    return CogVideoXPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_t5(tokenizer),
+        vae=vae,
+        transformer=transformer,
+        scheduler=CogVideoXDDIMScheduler(),
+    )
+
+
+# name -> builder of a diffusers pipeline; the family each is detected as, for tests.
+BUILDERS = {
+    "wan2.1": lambda: _wan("2.1"),
+    "wan2.2-a14b": lambda: _wan("a14b"),
+    "wan2.2-ti2v": lambda: _wan("ti2v"),
+    "ltx": lambda: _ltx(condition=False),
+    "ltx-condition": lambda: _ltx(condition=True),
+    "cogvideox": _cogvideox,
+}
+DETECTED_FAMILY = {
+    "wan2.1": "wan",
+    "wan2.2-a14b": "wan2.2-a14b",
+    "wan2.2-ti2v": "wan2.2-ti2v",
+    "ltx": "ltx",
+    "ltx-condition": "ltx-condition",
+    "cogvideox": "cogvideox",
+}
+
+
+def checkpoint_dir(name: str) -> Path:
+    """The tiny checkpoint's directory, built and cached on first use."""
+    return ensure_built(f"test-{name}-{VERSION}", BUILDERS[name])
