@@ -11,6 +11,9 @@ mochi), shrunk; tokenizers are built here, no hub:
 - T5 (Mochi): the byte tokenizer of the embedded tiny model.
 
     video_checkpoint_dir("mochi") -> Path of a diffusers directory, built on first use
+
+A module of its own beside tests/checkpoints.py (whose BUILDERS test_families.py renders
+in one run with its own per-family tables), sharing its T5 and VERSION.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.models.tiny import byte_tokenizer, ensure_built
+from tests.checkpoints import VERSION, _t5
 
-VERSION = "v1"  # bump when a builder changes, so caches rebuild
 _SEED = 20261201
 # Small enough to keep each checkpoint a few hundred KB; 32 is Mochi's VAE minimum
 # (its group norms have 32 groups).
@@ -220,22 +223,9 @@ def mochi():
         MochiPipeline,
         MochiTransformer3DModel,
     )
-    from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(_SEED)
     tokenizer = byte_tokenizer()
-    t5 = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
     transformer = MochiTransformer3DModel(
         patch_size=2,
         num_attention_heads=2,
@@ -260,7 +250,7 @@ def mochi():
     return MochiPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
-        text_encoder=T5EncoderModel(t5).eval(),
+        text_encoder=_t5(tokenizer),
         tokenizer=tokenizer,
         transformer=transformer,
     )
@@ -271,4 +261,4 @@ BUILDERS = {"hunyuan": hunyuan, "animatediff": animatediff, "mochi": mochi}
 
 def video_checkpoint_dir(name: str) -> Path:
     """The tiny `name` checkpoint's directory, built once per cache (PROMPTREEL_HOME)."""
-    return ensure_built(f"tiny-{name}-{VERSION}", BUILDERS[name])
+    return ensure_built(f"test-{name}-{VERSION}", BUILDERS[name])
