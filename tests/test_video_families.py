@@ -243,3 +243,31 @@ def test_animatediff_frames_limited_by_the_checkpoints_motion_module(checkpoints
         "row 0 (id 'r0'): num_frames: expected at most 24 frames for animatediff models; "
         "the motion module's length (motion_max_seq_length); trained on 16, got 25"
     ]
+
+
+def test_models_command_and_hub_ids_know_the_three_families(capsys):
+    from pipeline.models import resolve_model
+
+    assert main(["models", "--json"]) == 0
+    shown = {f["family"]: f for f in json.loads(capsys.readouterr().out)}
+    assert shown["hunyuan"]["params"]["true_cfg_scale"]["default"] == 1.0
+    assert shown["hunyuan"]["pipeline_classes"] == ["HunyuanVideoPipeline"]
+    assert shown["mochi"]["rules"] == "frames 6k+1, sides multiple of 16, at least 2 steps"
+    assert shown["animatediff"]["rules"] == "any frame count up to 32, sides multiple of 8"
+    assert {shown[n]["default_batch_size"] for n in SHAPES} == {1}
+    hub = {
+        "hunyuanvideo-community/HunyuanVideo": "hunyuan",
+        "genmo/mochi-1-preview": "mochi",
+        "someone/animatediff-sd15-pipeline": "animatediff",
+    }
+    assert {spec: resolve_model(spec).family.name for spec in hub} == hub
+
+
+def test_unsupported_class_message_lists_the_three_pipeline_classes(tmp_path):
+    model = tmp_path / "foo"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "FooVideoPipeline"}))
+    (message,) = refusals([row(0)], str(model))
+    assert message.startswith("row 0 (id 'r0'): model: ")
+    for name in ("HunyuanVideoPipeline", "AnimateDiffPipeline", "MochiPipeline"):
+        assert name in message
