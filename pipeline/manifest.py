@@ -205,6 +205,7 @@ def validate(
         params[name] = np.where(given & ok, values, defaults)
         params[name] = params[name].astype(np.int64 if name in INT_PARAMS else np.float64)
     _check_shapes(params, codes, families, resolved, problems)
+    _check_steps(params["num_inference_steps"], codes, families, resolved, problems)
     priority = _priority(table, problems)
     family_params = _family_params(table, models, codes, families, resolved, problems)
 
@@ -341,6 +342,19 @@ def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) 
         for name, expectation in family.shape_problems(height[row], width[row], frames[row]):
             if bad[name][row]:
                 problems.extend([row], name, [f"expected {expectation}"])
+
+
+def _check_steps(steps, codes, families, resolved, problems: _Problems) -> None:
+    """A family's least step count (Mochi's sigma schedule divides by steps // 2)."""
+    least = np.array([f.min_inference_steps for f in families], np.int64)[codes]
+    bad = (steps < least) & resolved & ~problems.rows("num_inference_steps")
+    for row in np.flatnonzero(bad):
+        family = families[codes[row]]
+        problems.extend(
+            [row],
+            "num_inference_steps",
+            [f"expected at least {least[row]} for {family.name} models, got {steps[row]}"],
+        )
 
 
 def _seed_aliases(table: pa.Table, ok: np.ndarray, strict: bool) -> list[RowProblem]:

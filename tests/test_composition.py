@@ -145,7 +145,7 @@ def test_verify_rebuilds_the_batch_an_item_was_rendered_in():
     records = []
     for batch in batches:
         for item in batch.items:
-            row = {name: getattr(item, name) for name in ITEM_FIELDS}
+            row = {n: getattr(item, n, item.family_args().get(n)) for n in ITEM_FIELDS}
             records.append(
                 {
                     **row,

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from pipeline.models.families import cogvideox, ltx, null, tiny, wan
+from pipeline.models.families import (
+    animatediff,
+    cogvideox,
+    hunyuan,
+    ltx,
+    mochi,
+    null,
+    tiny,
+    wan,
+)
 from pipeline.models.families.base import Checkpoint, Family, Param
 
-MODULES = (wan, ltx, cogvideox, tiny, null)  # hub hints are tried in this order
+MODULES = (
+    wan,
+    ltx,
+    cogvideox,
+    hunyuan,
+    animatediff,
+    mochi,
+    tiny,
+    null,
+)  # hub hints are tried in this order
 
 FAMILIES: dict[str, Family] = {f.name: f for module in MODULES for f in module.FAMILIES}
 BUILTIN = ("tiny", "null")  # not checkpoints a user brings
@@ -35,7 +53,7 @@ def family_for_checkpoint(checkpoint: Checkpoint) -> Family | None:
     """The first family (registry order: variants first) taking this checkpoint."""
     for family in FAMILIES.values():
         if checkpoint.pipeline_class in family.pipeline_classes and family.matches(checkpoint):
-            return family
+            return family.for_checkpoint(checkpoint)
     return None
 
 

@@ -19,9 +19,10 @@ Adapters never import torch or diffusers at module level: validate and plan run 
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +117,22 @@ class Family:
     hub_hints: tuple[str, ...] = ()  # lower-case substrings of hub ids naming this family
     dtype: str = "bfloat16"  # recommended on GPU (docs, `promptreel models`)
     notes: str = ""
+    # Limits a checkpoint's own configs set (AnimateDiff: the motion module's length);
+    # None: `shape` holds for every checkpoint of the family.
+    shape_for: Callable[[Checkpoint], Shape] | None = None
+    min_inference_steps: int = 1  # below it diffusers fails (Mochi's schedule needs 2)
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]
         if missing:
             raise ValueError(f"family {self.name}: defaults lack {missing}")
+
+    def for_checkpoint(self, checkpoint: Checkpoint) -> Family:
+        """This family with the limits `checkpoint` itself sets (itself when none)."""
+        if self.shape_for is None:
+            return self
+        shape = self.shape_for(checkpoint)
+        return self if shape == self.shape else replace(self, shape=shape)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -141,7 +153,10 @@ class Family:
         frames = f"frames {shape.frame_step}k+1" if shape.frame_step > 1 else "any frame count"
         if shape.max_frames:
             frames += f" up to {shape.max_frames}"
-        return f"{frames}, sides multiple of {shape.side_multiple}"
+        steps = (
+            f", at least {self.min_inference_steps} steps" if self.min_inference_steps > 1 else ""
+        )
+        return f"{frames}, sides multiple of {shape.side_multiple}{steps}"
 
 
 def shape_problems(name: str, shape: Shape, height: int, width: int, num_frames: int):
@@ -193,6 +208,12 @@ def model_card_defaults(height, width, num_frames, fps, steps, guidance, negativ
         "guidance_scale": guidance,
         "negative_prompt": negative,
     }
+
+
+def call_default(pipe, name: str):
+    """The default `pipe.__call__` gives argument `name`: what the cache must encode with
+    (read from the installed diffusers, so a changed default cannot drift apart)."""
+    return inspect.signature(type(pipe).__call__).parameters[name].default
 
 
 def encode_with(method: str = "encode_prompt", **settings) -> Callable[[Any, str], dict]:

@@ -1,0 +1,65 @@
+"""HunyuanVideo: `HunyuanVideoPipeline` (Llama text encoder + CLIP pooled, prompt template).
+
+diffusers 0.42: `guidance_scale` is the *embedded* guidance of the distilled model (a
+transformer input, no second pass); real classifier-free guidance is `true_cfg_scale`
+(> 1 with a negative prompt: a second transformer pass per step), a per-row parameter
+here. `__call__` floors num_frames to 4k+1 silently ((F-1)//4 + 1 latent frames) and
+raises on sides not multiples of 16; validate refuses both first.
+`encode_prompt` takes no `do_classifier_free_guidance` and returns (embeds, pooled, mask):
+the Llama hidden states of the template-wrapped text cropped at the template's
+`crop_start`, padded to max_sequence_length 256 (never to the batch's longest: batching
+is text-safe), plus CLIP's pooled output.
+"""
+
+from __future__ import annotations
+
+from pipeline.models.families.base import (
+    Family,
+    Param,
+    Shape,
+    call_default,
+    finite_at_least,
+    model_card_defaults,
+)
+
+NAMES = ("prompt_embeds", "pooled_prompt_embeds", "prompt_attention_mask")
+
+TRUE_CFG_SCALE = Param(
+    "true_cfg_scale",
+    default=1.0,
+    expected="a finite number >= 1 (1: off)",
+    ok=finite_at_least(1.0),
+    help="real classifier-free guidance (a second pass with the negative prompt) above 1",
+)
+
+
+def encode_hunyuan(pipe, text: str) -> dict:
+    """One text with exactly the template and length `__call__` would use."""
+    outputs = pipe.encode_prompt(
+        prompt=[text],
+        prompt_template=call_default(pipe, "prompt_template"),
+        max_sequence_length=call_default(pipe, "max_sequence_length"),
+        device=pipe._execution_device,
+    )
+    return dict(zip(NAMES, outputs, strict=True))
+
+
+def true_cfg_above_one(item) -> bool:
+    """The negative prompt is encoded and used only when true CFG is on (diffusers)."""
+    return dict(item.params).get("true_cfg_scale", TRUE_CFG_SCALE.default) > 1.0
+
+
+HUNYUAN = Family(
+    name="hunyuan",
+    title="HunyuanVideo text-to-video (embedded guidance; true CFG per row)",
+    pipeline_classes=("HunyuanVideoPipeline",),
+    shape=Shape(frame_step=4, side_multiple=16),
+    # The model card: 720x1280, 129 frames at 24 fps, 50 steps, embedded guidance 6.
+    defaults=model_card_defaults(720, 1280, 129, 24, 50, 6.0),
+    encode_text=encode_hunyuan,
+    params=(TRUE_CFG_SCALE,),
+    needs_negative=true_cfg_above_one,
+    hub_hints=("hunyuanvideo", "hunyuan-video", "hunyuan_video"),
+    notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",
+)
+FAMILIES = (HUNYUAN,)
