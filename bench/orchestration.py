@@ -5,7 +5,7 @@
 The job: `python -m pipeline render MANIFEST --out RUN --model null` (plan -> Ray actors
 -> null frames -> encode -> hash -> write -> ledger -> catalog), timed from spawn to exit.
 The limit, measured in the same run: the same frames (NullPipeline().frames_for) encoded
-with pipeline.encode.encode_clip by a multiprocessing pool of os.cpu_count() workers.
+with pipeline.outputs.encode.encode_clip by a multiprocessing pool of os.cpu_count() workers.
 Also: the driver process's own CPU (psutil, not its Ray children) as % of one core.
 """
 
@@ -55,8 +55,8 @@ def write_manifest(path, n: int) -> None:
 
 def _encode_one(i: int) -> int:
     from pipeline.config import EncodeSettings
-    from pipeline.encode import encode_clip
     from pipeline.models.null import NullPipeline
+    from pipeline.outputs.encode import encode_clip
 
     frames = NullPipeline().frames_for(make_prompt(i, 60), i, *SHAPE)
     return len(encode_clip(frames, FPS, EncodeSettings()))

@@ -115,8 +115,9 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     pixels.add_argument(
         "--format",
         default=d_encode.format,
-        choices=("mp4", "webm", "gif"),
-        help="clip container (default: %(default)s, H.264 yuv420p)",
+        choices=("mp4", "webm", "gif", "webp", "png"),
+        help="clip container (default: %(default)s, H.264 yuv420p); webp is animated, png "
+        "is one zip of the frames as PNGs per clip",
     )
     cluster = parser.add_argument_group("cluster (never changes pixels)")
     cluster.add_argument(
@@ -180,6 +181,14 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between ledger checkpoints; a killed driver loses at most "
         "this much work (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--qc",
+        default="flag",
+        choices=("flag", "fail", "off"),
+        help="quality checks on each clip's frames (black, white, flat, frozen, flicker): "
+        "flag records scores and qc_flags in the catalog, fail also makes a flagged row "
+        "failed, off skips them (default: %(default)s; not recorded in job.json)",
     )
     runs.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
@@ -295,6 +304,7 @@ def config_from_args(args) -> RunConfig:
         allow_version_change=getattr(args, "allow_version_change", False),
         flush_interval_s=args.flush_interval,
         progress=not args.no_progress,
+        qc=args.qc,
         faults=tuple(args.inject_fault),
     )
 

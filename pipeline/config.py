@@ -94,5 +94,9 @@ class RunConfig:
     allow_version_change: bool = False
     flush_interval_s: float = 30.0
     progress: bool = True
+    # QC of each clip's frames: "flag" records scores and flags, "fail" also fails flagged
+    # rows, "off" skips it. Not in the job fingerprint: it changes statuses, never pixels.
+    qc: str = "flag"
+    report_interval_s: float = 300.0  # report.html is rewritten this often during a run
     # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).
     faults: tuple[str, ...] = ()

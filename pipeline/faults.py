@@ -7,6 +7,7 @@ and hang, PROMPT may also be an item key, to hit one request of a prompt),
   encode  ffmpeg is given an unknown encoder, so the real ffmpeg fails
   nan     the frames come back as NaN
   storage the clip write raises OSError (a storage blip)
+  black   the frames come back black (for QC: flagged black, flat, frozen)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
 
-KINDS = ("crash", "hang", "encode", "nan", "storage")
+KINDS = ("crash", "hang", "encode", "nan", "storage", "black")
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,11 @@ from pipeline.ledger import Ledger
 from pipeline.lock import DriverLock
 from pipeline.manifest import ValidatedManifest, load
 from pipeline.models import resolve_model
+from pipeline.outputs.encode import clip_extension
+from pipeline.outputs.thumbnail import THUMB_DIR
 from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
 from pipeline.report import write_report
+from pipeline.report.live import LiveReport
 from pipeline.storage import TMP_PREFIX, RunDir, check_run_dir_writable
 
 
@@ -88,12 +91,14 @@ def pending_keys(plan: Plan, finished: pa.Table, retry_failed: bool) -> pa.Array
 
 
 def sweep_clips(run: RunDir, keep_keys: pa.Array) -> int:
-    """Remove temp files and clips no ledger row refers to (left by a crash)."""
+    """Remove temp files, clips and thumbnails no ledger row refers to (left by a crash)."""
     fs = run.fs
-    try:
-        paths = fs.find(run.path("clips"))
-    except FileNotFoundError:
-        return 0
+    paths = []
+    for folder in ("clips", THUMB_DIR):
+        try:
+            paths += fs.find(run.path(folder))
+        except FileNotFoundError:
+            pass
     keep = set(keep_keys.to_pylist())
     removed = 0
     for path in paths:
@@ -152,15 +157,16 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         if len(todo):
             rendered = _render(config, run, plan, todo, ledger, lock, progress, faults)
         ledger.flush()  # the catalog and the sweep below read what the ledger holds
-        results = with_current_uris(run, ledger.read(), config.encode.format)
+        results = with_current_uris(run, ledger.read(), clip_extension(config.encode.format))
         sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
         catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
         catalog = with_planned_batches(catalog, plan.items, plan.composition)
         catalog_mod.write_catalog(run, catalog)
         counts = catalog_mod.status_counts(catalog)
         wall_s = time.time() - started
-        catalog_mod.write_summary(run, _summary(config, plan, counts, rendered, wall_s))
-        write_report(run, catalog, counts)
+        summary = _summary(config, plan, counts, rendered, wall_s)
+        catalog_mod.write_summary(run, summary)
+        write_report(run, catalog, summary)  # the final one, after the catalog
     finally:
         ledger.flush()
         lock.release()
@@ -173,6 +179,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
     from pipeline.retry import RetryBook
     from pipeline.worker import WorkerSpec
 
+    started = time.time()
     init_ray(config.cluster)
     if progress is not None:
         progress.start(len(todo))
@@ -193,6 +200,12 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
         if ledger.append([]) or time.monotonic() - last_beat > lock.ttl_s / 4:
             lock.heartbeat()
             last_beat = time.monotonic()
+        live.tick()  # report.html every config.report_interval_s, from the ledger
+
+    def report_context(counts):
+        return _summary(config, plan, counts, rendered, time.time() - started)
+
+    live = LiveReport(run, plan.rows, ledger, report_context, config.report_interval_s)
 
     pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
     for model in pc.unique(pending_models).to_pylist():
@@ -203,6 +216,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
             run=run,
             encode_workers=config.cluster.encode_workers,
             faults=faults,
+            qc=config.qc,
         )
         dispatcher = Dispatcher(config.cluster, book, on_final, on_tick)
         dispatcher.run(spec, plan.batches(todo, model=model))
@@ -228,6 +242,7 @@ def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s:
         "model": config.render.model,
         "render": asdict(config.render),
         "encode": asdict(config.encode),
+        "qc": config.qc,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # From package metadata: importing torch here would cost the driver seconds.
         "versions": {

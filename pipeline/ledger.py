@@ -13,8 +13,10 @@ import uuid
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from pipeline.arrow_io import parquet_bytes, read_parquet
+from pipeline.arrow_io import native_reader, parquet_bytes
+from pipeline.outputs.qc import LEDGER_FIELDS as QC_FIELDS
 from pipeline.storage import TMP_PREFIX, RunDir
 
 READ_ATTEMPTS = 5  # a reader racing a compaction re-lists the parts
@@ -37,12 +39,24 @@ LEDGER_SCHEMA = pa.schema(
         ("batch_id", pa.string()),
         ("batch_pos", pa.int32()),
         ("isolated", pa.bool_()),
+        *QC_FIELDS,  # scores and qc_flags (pipeline/outputs/qc.py)
     ]
 )
 
 
 def _part_sequence(path: str) -> int:
     return int(path.rsplit("/", 1)[-1].split("-")[1])
+
+
+def _read_part(data: bytes, schema: pa.Schema) -> pa.Table:
+    """A part's columns of `schema`; a column newer than the part (an older run dir) is null."""
+    handle = pq.ParquetFile(native_reader(data))  # Arrow-owned memory only (arrow_io.py)
+    present = set(handle.schema_arrow.names)
+    table = handle.read(columns=[n for n in schema.names if n in present])
+    for name in schema.names:
+        if name not in present:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows))
+    return table.select(schema.names)
 
 
 def latest_per_key(table: pa.Table) -> pa.Table:
@@ -90,10 +104,7 @@ class Ledger:
             schema = pa.schema([schema.field(n) for n in schema.names if n in {"key", *columns}])
         for attempt in range(READ_ATTEMPTS):
             try:
-                parts = [
-                    read_parquet(self.run.fs.cat_file(p), columns=schema.names)
-                    for p in self.part_paths()
-                ]
+                parts = [_read_part(self.run.fs.cat_file(p), schema) for p in self.part_paths()]
                 break
             except FileNotFoundError:
                 # A compaction removed a listed part; its rows are in the newer part.

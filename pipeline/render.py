@@ -125,11 +125,12 @@ class Renderer:
 
 
 def _checked(frames: np.ndarray) -> np.ndarray | RenderError:
-    """Float frames in [0, 1] -> uint8 as diffusers does; NaN or flat output is fatal."""
-    if not np.isfinite(frames).all():
-        return RenderError("model output contains NaN or inf", retriable=False)
-    if frames.size and frames.min() == frames.max():
-        return RenderError(f"model output is constant ({float(frames.min())})", retriable=False)
+    """Float frames in [0, 1] -> uint8 as diffusers does. NaN/inf is fatal (its uint8 cast is
+    undefined); constant or black output is a clip, judged by QC (pipeline/outputs/qc.py)."""
+    bad = frames.size - int(np.isfinite(frames).sum())
+    if bad:
+        share = f"{bad / frames.size:.1%}"
+        return RenderError(f"model output contains NaN or inf ({bad} values, {share})", False)
     return to_uint8(frames)
 
 

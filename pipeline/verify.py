@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 
 from pipeline.catalog import read_catalog
 from pipeline.config import RenderSettings
-from pipeline.encode import decode_clip, frames_sha256
 from pipeline.errors import ConfigError, EncodeError
+from pipeline.outputs.encode import decode_clip, frames_sha256
 from pipeline.pins import pinned_model
 from pipeline.plan import ITEM_FIELDS, Batch, Item
 from pipeline.render import Renderer

@@ -16,9 +16,11 @@ from datetime import datetime, timezone
 import numpy as np
 
 from pipeline.config import EncodeSettings, RenderSettings
-from pipeline.encode import encode_clip, frames_sha256
 from pipeline.errors import EncodeError, RenderError
 from pipeline.faults import Faults
+from pipeline.outputs import qc
+from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
+from pipeline.outputs.thumbnail import make_thumbnail, thumb_path
 from pipeline.plan import Batch, Item
 from pipeline.render import Renderer
 from pipeline.storage import RunDir
@@ -35,6 +37,7 @@ class WorkerSpec:
     run: RunDir
     encode_workers: int = 2
     faults: Faults = field(default_factory=Faults)
+    qc: str = "flag"  # "flag" | "fail" | "off" (pipeline/outputs/qc.py)
 
 
 def outcome(key: str, status: str, error: str = "", **measures) -> dict:
@@ -89,6 +92,12 @@ class BatchWorker:
             return outcome(item.key, RETRIABLE if frames.retriable else FATAL, str(frames))
         spec = self.spec
         started = time.perf_counter()
+        if spec.faults.hits("black", item.prompt):
+            frames = np.zeros_like(frames)
+        checks = qc.check(frames, spec.qc)  # on the frames, before any encoding
+        reason = qc.failure_reason(checks) if spec.qc == "fail" else ""
+        if reason:  # nothing written: the sweep would remove it anyway
+            return outcome(item.key, FATAL, reason, render_s=render_s, **checks)
         extra = (
             {"vcodec": "promptreel-injected-fault"}
             if spec.faults.hits("encode", item.prompt)
@@ -96,12 +105,15 @@ class BatchWorker:
         )
         try:
             data = encode_clip(frames, item.fps, spec.encode, extra)
+            thumbnail = make_thumbnail(frames, item.fps)
         except EncodeError as exc:
             return outcome(item.key, FATAL, f"EncodeError: {exc}", render_s=render_s)
-        path = spec.run.clip_path(item.key, spec.encode.format)
+        path = spec.run.clip_path(item.key, clip_extension(spec.encode.format))
         try:
             if spec.faults.hits("storage", item.prompt):
                 raise OSError("injected storage fault")
+            # Both before the result row exists: a kill in between only re-renders.
+            spec.run.write(thumb_path(spec.run, item.key), thumbnail)
             spec.run.write(path, data)
         except OSError as exc:
             return outcome(item.key, RETRIABLE, f"storage error: {exc}", render_s=render_s)
@@ -114,4 +126,5 @@ class BatchWorker:
             frames_sha256=frames_sha256(frames),
             render_s=render_s,
             encode_s=time.perf_counter() - started,
+            **checks,
         )

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.cli import main
-from pipeline.encode import decode_clip
+from pipeline.outputs.encode import decode_clip
 from tests.conftest import prompt_rows, read_catalog, write_manifest
 
 

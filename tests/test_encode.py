@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import EncodeSettings
-from pipeline.encode import decode_clip, encode_clip, frames_sha256
 from pipeline.errors import EncodeError
+from pipeline.outputs.encode import decode_clip, encode_clip, frames_sha256
 
 
 @pytest.fixture

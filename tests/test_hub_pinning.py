@@ -22,9 +22,9 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from pipeline.encode import decode_clip
 from pipeline.errors import ConfigError
 from pipeline.models.hub import family_from_model_index, pin_hub_model
+from pipeline.outputs.encode import decode_clip
 from tests.conftest import REPO, prompt_rows, read_catalog, run_cli, write_manifest
 from tests.hub_cache import add_snapshot, point_ref
 

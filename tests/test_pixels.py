@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.cli import main
-from pipeline.encode import frames_sha256
+from pipeline.outputs.encode import frames_sha256
 from tests.conftest import read_catalog, write_manifest
 
 RAT = "anime, cute rat running in a forest"

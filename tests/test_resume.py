@@ -26,8 +26,9 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.cli import main
-from pipeline.encode import decode_clip
 from pipeline.ledger import Ledger
+from pipeline.outputs.encode import decode_clip
+from pipeline.outputs.thumbnail import thumb_relpath
 from pipeline.status import run_status
 from pipeline.storage import TMP_PREFIX, RunDir
 from tests.conftest import REPO, prompt_rows, read_catalog, write_manifest
@@ -145,7 +146,8 @@ def by_id(catalog, *columns: str) -> dict[str, tuple]:
 
 def assert_exactly_once(run_dir: Path, manifest_ids: list[str]) -> None:
     """Point 2: one row per manifest row; ok clips exist, decode, match sha256; the clips
-    dir holds exactly the referenced files, no temp or partial file."""
+    dir holds exactly the referenced files, no temp or partial file; thumbs/ holds one
+    thumbnail per ok item and nothing else (it is written and swept like a clip)."""
     catalog = read_catalog(run_dir)
     assert sorted(catalog["id"].to_pylist()) == sorted(manifest_ids)
     ok = catalog.filter(pc.equal(catalog["status"], "ok"))
@@ -160,6 +162,9 @@ def assert_exactly_once(run_dir: Path, manifest_ids: list[str]) -> None:
     files = set(clip_files(run_dir))
     assert files == referenced, (files - referenced, referenced - files)
     assert not [f for f in files if Path(f).name.startswith(TMP_PREFIX)]
+    thumbs = {p.relative_to(run_dir).as_posix() for p in (run_dir / "thumbs").rglob("*")}
+    thumbs = {t for t in thumbs if not (run_dir / t).is_dir()}
+    assert thumbs == {thumb_relpath(k) for k in ok["key"].to_pylist()}
 
 
 # --- the test ----------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Frames -> clip bytes with ffmpeg-python, reproducibly (pinned threads, no metadata)."""
+"""Frames -> clip bytes with ffmpeg-python, reproducibly (pinned threads, no metadata).
+
+Formats: mp4 (H.264), webm (VP9), gif, webp (animated), png (the frames as PNGs in one
+zip per clip). The same frames give the same bytes with the same ffmpeg build.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,23 @@ import numpy as np
 
 from pipeline.config import EncodeSettings
 from pipeline.errors import EncodeError
+from pipeline.outputs import frame_zip
 
 # Container and codec arguments for each --format.
 FORMATS = {
     "mp4": {"vcodec": "libx264", "pix_fmt": "yuv420p", "movflags": "+faststart"},
     "webm": {"vcodec": "libvpx-vp9", "pix_fmt": "yuv420p", "row-mt": 0},
     "gif": {"vcodec": "gif"},
+    # Lossy at libwebp's default quality; loop 0 plays forever like a gif.
+    "webp": {"vcodec": "libwebp_anim", "lossless": 0, "quality": 75, "loop": 0},
+    "png": {"vcodec": "png", "pix_fmt": "rgb24", "compression_level": 6, "start_number": 0},
 }
+# File extension of each format's clip (png: one zip of 00000.png, 00001.png, ...).
+EXTENSIONS = {name: name for name in FORMATS} | {"png": "png.zip"}
+
+
+def clip_extension(fmt: str) -> str:
+    return EXTENSIONS[fmt]
 
 
 @lru_cache(maxsize=1)
@@ -45,25 +59,40 @@ def output_args(settings: EncodeSettings) -> dict:
         args["preset"] = settings.preset
     elif settings.format == "webm":
         args.update(crf=settings.crf, **{"b:v": 0})
-    # Same frames -> same bytes: pinned encoder threads, no version string or metadata.
-    args.update(threads=settings.threads, map_metadata=-1, fflags="+bitexact")
-    args["flags:v"] = "+bitexact"
-    return args
+    return args | bitexact_args(settings.threads)
+
+
+def bitexact_args(threads: int) -> dict:
+    """Same frames -> same bytes: pinned encoder threads, no version string or metadata."""
+    return {"threads": threads, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact"}
 
 
 def encode_clip(
     frames: np.ndarray, fps: float, settings: EncodeSettings, extra_args: dict | None = None
 ) -> bytes:
     """Encode uint8 frames (F, H, W, 3) to a clip in `settings.format`; raise EncodeError."""
+    args = {**output_args(settings), **(extra_args or {})}
+    if settings.format == "png":
+        return frame_zip.pack(run_ffmpeg(frames, fps, "%05d.png", args))
+    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args)[0][1]
+
+
+def run_ffmpeg(
+    frames: np.ndarray, fps: float, target: str, args: dict, filters: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Feed raw frames to ffmpeg writing `target` (a name or an image pattern) in a private
+    temp dir; return [(name, bytes)] of what it wrote, sorted by name."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
     count, height, width, _ = frames.shape
     # MP4 needs a seekable output for its index: encode to a private temp file.
     with tempfile.TemporaryDirectory(prefix="promptreel-enc-") as workdir:
-        target = os.path.join(workdir, f"clip.{settings.format}")
         stream = ffmpeg.input(
             "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
-        ).output(target, **{**output_args(settings), **(extra_args or {})})
+        )
+        if filters:
+            args = {**args, "vf": filters}
+        stream = stream.output(os.path.join(workdir, target), **args)
         try:
             stream.run(
                 cmd=ffmpeg_exe(),
@@ -77,18 +106,25 @@ def encode_clip(
             raise EncodeError(f"ffmpeg failed encoding {count} frames", stderr) from exc
         except OSError as exc:
             raise EncodeError(f"cannot run ffmpeg at {ffmpeg_exe()!r}: {exc}") from exc
-        with open(target, "rb") as handle:
-            return handle.read()
+        written = []
+        for name in sorted(os.listdir(workdir)):
+            with open(os.path.join(workdir, name), "rb") as handle:
+                written.append((name, handle.read()))
+        return written
 
 
 def decode_clip(data: bytes) -> np.ndarray:
     """Decode a clip back to uint8 RGB frames (F, H, W, 3); used by verify and tests."""
+    source = {}
+    if frame_zip.is_zip(data):  # --format png: the PNGs back to back are an image2pipe
+        data = b"".join(frame_zip.unpack(data).values())
+        source = {"format": "image2pipe", "vcodec": "png"}
     with tempfile.NamedTemporaryFile(suffix=".clip") as handle:
         handle.write(data)
         handle.flush()
         try:
             out, err = (
-                ffmpeg.input(handle.name)
+                ffmpeg.input(handle.name, **source)
                 .output("pipe:", format="rawvideo", pix_fmt="rgb24")
                 .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True)
             )
