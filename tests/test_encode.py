@@ -7,9 +7,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipeline.config import EncodeSettings
+from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.errors import EncodeError
-from pipeline.outputs.encode import decode_clip, encode_clip, frames_sha256
+from pipeline.outputs import frame_zip
+from pipeline.outputs.encode import clip_extension, decode_clip, encode_clip, frames_sha256
+from pipeline.plan import fingerprint_differences, job_fingerprint
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def frames():
     return np.random.default_rng(0).integers(0, 256, (9, 64, 48, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("fmt", ["mp4", "webm", "gif"])
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "gif", "webp", "png"])
 def test_roundtrip_shape_and_reproducible_bytes(frames, fmt):
     settings = EncodeSettings(format=fmt)
     data = encode_clip(frames, 8, settings)
@@ -50,3 +52,32 @@ def test_rejects_non_uint8_frames(frames):
 def test_frames_sha256_is_over_raw_c_order_bytes(frames):
     assert frames_sha256(frames) == hashlib.sha256(frames.tobytes()).hexdigest()
     assert frames_sha256(np.asfortranarray(frames)) == frames_sha256(frames)
+
+
+def test_png_archive_is_lossless_with_fixed_member_names_and_times(frames):
+    import io
+    import zipfile
+
+    data = encode_clip(frames, 8, EncodeSettings(format="png"))
+    assert np.array_equal(decode_clip(data), frames)  # PNG is lossless: the frames exactly
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+    assert [i.filename for i in infos] == [f"{n:05d}.png" for n in range(len(frames))]
+    assert {i.date_time for i in infos} == {frame_zip.FIXED_TIME}
+    assert {i.compress_type for i in infos} == {zipfile.ZIP_STORED}
+    assert clip_extension("png") == "png.zip" and clip_extension("webp") == "webp"
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_new_formats_carry_no_ffmpeg_version_string_and_are_in_the_fingerprint(frames, fmt):
+    import re
+
+    data = encode_clip(frames, 8, EncodeSettings(format=fmt))
+    assert re.search(rb"Lav[fc]\d", data) is None
+    if fmt == "webp":
+        assert data[:4] == b"RIFF" and b"ANIM" in data[:64]  # animated, not one still
+    mp4 = job_fingerprint(RenderSettings(model="null"), EncodeSettings())
+    other = job_fingerprint(RenderSettings(model="null"), EncodeSettings(format=fmt))
+    assert fingerprint_differences(mp4, other) == [
+        f"encode.format: run dir has 'mp4', this command has {fmt!r}"
+    ]

@@ -1,28 +1,67 @@
-"""report.html escapes everything a prompt or id can hold."""
+"""report.html as text: escaping, failure groups, QC, throughput, self-containment."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+import re
 
-from pipeline.report import render_report
+from pipeline.report.data import error_class
+from pipeline.report.page import json_for_script
+from tests.report_fixture import make_run_dir
 
 
-def test_hostile_text_is_escaped_and_control_characters_replaced():
-    catalog = pa.table(
-        {
-            "id": ["../../etc/passwd"],
-            "status": ["ok"],
-            "prompt": ["<script>alert(1)</script> nul\x00 \u202e rtl 🐀"],
-            "seed": pa.array([2**64 - 1], pa.uint64()),
-            "height": [64],
-            "width": [64],
-            "num_frames": [9],
-            "error": [None],
-            "uri": ['file:///x/"quoted".mp4'],
-        }
+def test_hostile_strings_never_reach_the_page_as_markup(tmp_path):
+    run, _ = make_run_dir(tmp_path / "run", 60)
+    page = open(run.report, encoding="utf-8").read()
+    # Exactly our two script elements; no prompt opened or closed one.
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert "<img" not in page and "<b>bold" not in page
+    assert "\x00" not in page and "\x07" not in page and "\x1b" not in page
+    data = page.split('id="rows">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    # Server-rendered tables escape: the failed row 10 has a hostile id.
+    failures = page.split("<h2>Failures by error class</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<bdi>&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;-10</bdi>" in failures
+
+
+def test_json_for_script_cannot_close_its_element():
+    text = json_for_script(["</script><!--", "a & b", "\u2028"])
+    assert "</" not in text and "<!--" not in text and "&" not in text
+
+
+def test_failures_grouped_by_class_with_counts_and_ids(tmp_path):
+    run, catalog = make_run_dir(tmp_path / "run", 700)
+    page = open(run.report, encoding="utf-8").read()
+    failed = [
+        i for i, s in zip(catalog["id"].to_pylist(), catalog["status"].to_pylist()) if s == "failed"
+    ]
+    assert len(failed) == 100
+    table = page.split("<h2>Failures by error class</h2>", 1)[1].split("<h2>", 1)[0]
+    for name in (
+        "EncodeError",
+        "quarantined: ActorDiedError",
+        "storage error: injected storage fault",
+    ):
+        assert f"<td>{name}</td><td>25</td>" in table
+    assert "model output contains NaN or inf (N values, N%)" in table
+    assert "row-3</bdi>" in table and "and 5 more" in table  # 20 ids listed of 25
+
+
+def test_error_class():
+    assert error_class("EncodeError: ffmpeg failed") == "EncodeError"
+    assert error_class("QCFailed: black (9 black frames)") == "QCFailed"
+    assert error_class("quarantined after 2 attempts: ActorDiedError: x") == (
+        "quarantined: ActorDiedError"
     )
-    page = render_report(catalog, {"ok": 1, "failed": 0, "pending": 0})
-    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "\x00" not in page and "nul\ufffd" in page
-    assert "🐀" in page and "18446744073709551615" in page
-    assert "&quot;quoted&quot;" in page
+    assert error_class("storage error: timeout after 30 s") == "storage error: timeout after N s"
+
+
+def test_qc_throughput_settings_and_only_relative_links(tmp_path):
+    run, catalog = make_run_dir(tmp_path / "run", 300)
+    page = open(run.report, encoding="utf-8").read()
+    flagged = sum(1 for f in catalog["qc_flags"].to_pylist() if f)
+    assert f"{flagged} rows flagged (black: {flagged}, frozen: {flagged};" in page
+    assert '<svg class="chart"' in page and page.count("<rect ") >= 2
+    assert "dir:0123456789abcdef" in page and "s3://bucket/&lt;prompts&gt;.parquet" in page
+    links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert links == []  # the script gives cards relative links (see test_report_browser)
+    assert "file:/" not in page and "http:" not in page and "https:" not in page

@@ -13,7 +13,7 @@ h1{font-size:22px;margin:16px 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .ok{color:#17692f} .failed{color:#b3261e} .pending{color:#8a6d00} .flag{color:#9a5b00}
 table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;vertical-align:top;max-width:48em;overflow-wrap:anywhere}
-th{background:#f0f0f0} .ids{font-family:ui-monospace,monospace;font-size:12px}
+th{background:#f0f0f0;white-space:nowrap} .ids{font-family:ui-monospace,monospace;font-size:12px}
 .bar{display:flex;gap:8px;align-items:center;margin:8px 0;flex-wrap:wrap}
 .bar button{font:inherit;padding:2px 10px;border:1px solid #bbb;background:#fff;cursor:pointer}
 .bar button[aria-pressed=true]{background:#333;color:#fff}
@@ -32,30 +32,35 @@ pre{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto;max-height:2
 bdi{unicode-bidi:isolate}
 """
 
-SCRIPT = """
+SCRIPT = r"""
 "use strict";
 (function () {
   const PAGE = @PAGE@;
-  const rows = JSON.parse(document.getElementById("rows").textContent);
+  const data = JSON.parse(document.getElementById("rows").textContent);
+  const STATUS = { o: "ok", f: "failed", p: "pending" };
   const sheet = document.getElementById("sheet");
   const info = document.getElementById("pageinfo");
-  let shown = rows, page = 0;
+  const all = data.id.map((_, i) => i);
+  let shown = all, page = 0;
   function el(tag, cls, text) {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
     if (text !== undefined) node.textContent = text;
     return node;
   }
-  function card(r) {
-    const [id, prompt, seed, status, thumb, clip, flags, error] = r;
+  function card(i) {
+    const id = data.id[i], prompt = data.prompt[i], seed = data.seed[i], key = data.key[i];
+    const status = STATUS[data.status[i]], flags = data.flags[i] || "", error = data.error[i];
     const fig = el("figure", "card st-" + status + (flags ? " flagged" : ""));
-    fig.title = id + "\\nseed " + seed + " \\u00b7 " + status +
-      (flags ? " \\u00b7 QC: " + flags : "") + (error ? "\\n" + error : "") + "\\n" + prompt;
-    const box = el(clip ? "a" : "div", "thumb");
-    if (clip) box.href = clip;
-    if (thumb) {
+    fig.title = id + "\nseed " + seed + " \u00b7 " + status +
+      (flags ? " \u00b7 QC: " + flags : "") + (error ? "\n" + error : "") + "\n" + prompt;
+    // Relative paths (keys are hex): the same layout as pipeline/outputs/thumbnail.py.
+    const shard = key.slice(0, 2) + "/" + key;
+    const box = el(status === "ok" ? "a" : "div", "thumb");
+    if (status === "ok") {
+      box.href = "clips/" + shard + "." + data.ext;
       const img = el("img");
-      img.src = thumb;
+      img.src = "thumbs/" + shard + ".webp";
       img.alt = "";
       box.appendChild(img);
     } else {
@@ -74,20 +79,21 @@ SCRIPT = """
     const pages = Math.max(1, Math.ceil(shown.length / PAGE));
     page = Math.min(Math.max(page, 0), pages - 1);
     const part = document.createDocumentFragment();
-    for (const r of shown.slice(page * PAGE, (page + 1) * PAGE)) part.appendChild(card(r));
+    for (const i of shown.slice(page * PAGE, (page + 1) * PAGE)) part.appendChild(card(i));
     sheet.replaceChildren(part);
-    info.textContent = "page " + (page + 1) + " of " + pages + " \\u00b7 " +
+    info.textContent = "page " + (page + 1) + " of " + pages + " \u00b7 " +
       shown.length + " rows";
   }
   const tests = {
-    all: () => true, ok: (r) => r[3] === "ok", failed: (r) => r[3] === "failed",
-    pending: (r) => r[3] === "pending", flagged: (r) => r[6] !== "",
+    ok: (i) => data.status[i] === "o", failed: (i) => data.status[i] === "f",
+    pending: (i) => data.status[i] === "p", flagged: (i) => i in data.flags,
   };
   for (const button of document.querySelectorAll("[data-filter]")) {
     button.addEventListener("click", () => {
       for (const b of document.querySelectorAll("[data-filter]")) b.ariaPressed = "false";
       button.ariaPressed = "true";
-      shown = button.dataset.filter === "all" ? rows : rows.filter(tests[button.dataset.filter]);
+      const test = tests[button.dataset.filter];
+      shown = test ? all.filter(test) : all;
       page = 0;
       draw();
     });

@@ -15,12 +15,13 @@ import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
 from pipeline.outputs.qc import FLAGS_COLUMN
-from pipeline.outputs.thumbnail import thumb_relpath
 
 PROMPT_CHARS = 240  # per card; the catalog has the full prompt
 IDS_PER_GROUP = 20  # row ids listed per failure class
 FLAGGED_LISTED = 200  # QC-flagged rows listed with their scores
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # the same set, for pyarrow (RE2)
+_CONTROL = re.compile(_CONTROL_RE2)
+_KEY = re.compile(r"[0-9a-f]{8,64}")
 _ERROR_CLASS = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Failed|Interrupt|Exit))\b")
 _QUARANTINED = re.compile(r"^quarantined after \d+ attempts: (.*)$", re.S)
 
@@ -55,7 +56,7 @@ class FailureGroup:
 @dataclass(frozen=True)
 class ReportData:
     counts: dict
-    cards: list  # [id, prompt, seed, status, thumb path or "", clip path or "", flags, error]
+    sheet: dict  # the contact sheet's rows, column-wise (see contact_sheet)
     failures: list[FailureGroup]
     flag_counts: dict
     flagged: list[dict]  # FLAGGED_LISTED rows: id, flags, scores
@@ -65,55 +66,67 @@ class ReportData:
     context: dict
 
 
+def _cleaned(column: pa.ChunkedArray) -> list[str]:
+    text = pc.fill_null(pc.cast(column, pa.string()), "")
+    return pc.replace_substring_regex(text, _CONTROL_RE2, "\ufffd").to_pylist()
+
+
+def contact_sheet(catalog: pa.Table, ext: str) -> dict:
+    """Column-wise, so 100,000 rows stay small and build fast: ids, prompts (cut), seeds as
+    strings, keys (the page derives thumbs/ and clips/ paths), one status letter per row,
+    and the flags and error classes of only the rows that have them, by row position."""
+    status = catalog["status"].to_pylist()
+    errors = catalog["error"].to_pylist()
+    names = set(catalog.column_names)
+    flags = catalog[FLAGS_COLUMN].to_pylist() if FLAGS_COLUMN in names else [None] * len(status)
+    keys = catalog["key"].to_pylist()
+    if not all(_KEY.fullmatch(k) for k in keys):  # keys become paths: hex only
+        raise ValueError("catalog keys must be lowercase hex")
+    return {
+        "ext": ext,
+        "id": _cleaned(catalog["id"]),
+        "prompt": _cleaned(pc.utf8_slice_codeunits(catalog["prompt"], 0, PROMPT_CHARS)),
+        "seed": pc.cast(catalog["seed"], pa.string()).to_pylist(),
+        "key": keys,
+        "status": "".join(STATUS_LETTERS.get(s, "p") for s in status),
+        "flags": {i: " ".join(f) for i, f in enumerate(flags) if f},
+        "error": {
+            i: error_class(e) for i, (s, e) in enumerate(zip(status, errors)) if s == "failed"
+        },
+    }
+
+
+STATUS_LETTERS = {"ok": "o", "failed": "f", "pending": "p"}
+
+
 def build_report_data(catalog: pa.Table, context: dict) -> ReportData:
     ext = clip_extension(context.get("encode", {}).get("format", "mp4"))
-    names = set(catalog.column_names)
-    status = catalog["status"].to_pylist()
-    keys = catalog["key"].to_pylist()
-    flags = catalog[FLAGS_COLUMN].to_pylist() if FLAGS_COLUMN in names else [None] * len(keys)
-    errors = catalog["error"].to_pylist()
-    prompts = pc.utf8_slice_codeunits(catalog["prompt"], 0, PROMPT_CHARS).to_pylist()
-    cards = [
-        [
-            clean(row_id),
-            clean(prompt),
-            str(seed),
-            state,
-            thumb_relpath(key) if state == "ok" else "",
-            f"clips/{key[:2]}/{key}.{ext}" if state == "ok" else "",
-            " ".join(flag or ()),
-            error_class(error) if error else "",
-        ]
-        for row_id, prompt, seed, state, key, flag, error in zip(
-            catalog["id"].to_pylist(),
-            prompts,
-            catalog["seed"].to_pylist(),
-            status,
-            keys,
-            flags,
-            errors,
-        )
-    ]
+    sheet = contact_sheet(catalog, ext)
+    flags = [sheet["flags"].get(i, "").split() for i in range(catalog.num_rows)]
     return ReportData(
         counts=context.get("counts", {}),
-        cards=cards,
-        failures=failure_groups(cards, errors),
+        sheet=sheet,
+        failures=failure_groups(sheet, catalog["error"].to_pylist()),
         flag_counts=_flag_counts(flags),
         flagged=_flagged_rows(catalog, flags),
-        flagged_total=sum(1 for f in flags if f),
-        **_throughput(catalog["finished_at"].to_pylist(), status),
+        flagged_total=len(sheet["flags"]),
+        **_throughput(catalog["finished_at"].to_pylist(), catalog["status"].to_pylist()),
         context=context,
     )
 
 
-def failure_groups(cards: list, errors: list) -> list[FailureGroup]:
+def failure_groups(sheet: dict, errors: list) -> list[FailureGroup]:
     groups: dict[str, list] = {}
-    for card, error in zip(cards, errors):
-        if card[3] == "failed":
-            groups.setdefault(card[7] or "(no message)", []).append((card[0], error))
+    for row, name in sheet["error"].items():  # failed rows, in manifest order
+        groups.setdefault(name, []).append(row)
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return [
-        FailureGroup(name, len(rows), tuple(i for i, _ in rows[:IDS_PER_GROUP]), clean(rows[0][1]))
+        FailureGroup(
+            name,
+            len(rows),
+            tuple(sheet["id"][r] for r in rows[:IDS_PER_GROUP]),
+            clean(errors[rows[0]]),
+        )
         for name, rows in ordered
     ]
 

@@ -120,7 +120,7 @@ manifest <bdi>{text(context.get("manifest", ""))}</bdi></p>
 <h2>QC flags</h2>{_qc(data)}
 <h2>Throughput</h2>{chart}
 <h2>Settings</h2>{_settings(context)}
-<script type="application/json" id="rows">{json_for_script(data.cards)}</script>
+<script type="application/json" id="rows">{json_for_script(data.sheet)}</script>
 <script>{SCRIPT}</script>
 </body></html>
 """
