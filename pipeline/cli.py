@@ -190,6 +190,14 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         "flag records scores and qc_flags in the catalog, fail also makes a flagged row "
         "failed, off skips them (default: %(default)s; not recorded in job.json)",
     )
+    runs.add_argument(
+        "--report-interval",
+        type=non_negative,
+        default=300.0,
+        metavar="S",
+        help="rewrite report.html from the ledger every S seconds during the run "
+        "(default: %(default)s; 0: only at the end)",
+    )
     runs.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
     runs.add_argument("--inject-fault", action="append", default=[], help=argparse.SUPPRESS)
@@ -305,6 +313,7 @@ def config_from_args(args) -> RunConfig:
         flush_interval_s=args.flush_interval,
         progress=not args.no_progress,
         qc=args.qc,
+        report_interval_s=args.report_interval,
         faults=tuple(args.inject_fault),
     )
 

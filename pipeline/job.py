@@ -220,6 +220,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
         )
         dispatcher = Dispatcher(config.cluster, book, on_final, on_tick)
         dispatcher.run(spec, plan.batches(todo, model=model))
+    live.close()  # a live rewrite still running must not land after the final report
     if progress is not None:
         progress.close()
     return rendered

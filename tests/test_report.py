@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
-from pipeline.report.data import error_class
+import pyarrow as pa
+
+from pipeline.config import REQUEST_FIELDS
+from pipeline.ledger import Ledger
+from pipeline.report.data import error_class, sample_rows
+from pipeline.report.live import LiveReport
 from pipeline.report.page import json_for_script
+from pipeline.storage import RunDir
+from pipeline.worker import outcome
 from tests.report_fixture import make_run_dir
 
 
@@ -65,3 +72,39 @@ def test_qc_throughput_settings_and_only_relative_links(tmp_path):
     links = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert links == []  # the script gives cards relative links (see test_report_browser)
     assert "file:/" not in page and "http:" not in page and "https:" not in page
+
+
+def test_sample_keeps_every_failed_and_flagged_row_in_order(tmp_path):
+    _, catalog = make_run_dir(tmp_path / "run", 2000, thumbs_for=0)
+    sample = sample_rows(catalog, 500)
+    assert sample.num_rows == 500
+    positions = [int(i.split("-")[-1]) for i in sample["id"].to_pylist()]
+    assert positions == sorted(positions)
+    marked = [
+        i
+        for i, (s, f) in enumerate(
+            zip(catalog["status"].to_pylist(), catalog["qc_flags"].to_pylist())
+        )
+        if s == "failed" or f
+    ]
+    assert set(marked) <= set(positions)
+    assert sample_rows(catalog, 5000) is catalog
+
+
+def test_live_report_is_built_from_the_ledger_in_a_thread(tmp_path):
+    run = RunDir(str(tmp_path / "run"))
+    columns = {name: pa.nulls(2) for name in REQUEST_FIELDS}
+    columns["prompt"] = pa.array(["<script>x</script>", "p"])
+    columns["seed"] = pa.array([1, 2], pa.uint64())
+    rows = pa.table({"id": ["a", "b"], "key": ["ab" * 16, "cd" * 16], **columns})
+    ledger = Ledger(run, flush_interval_s=0)
+    ledger.append([outcome("ab" * 16, "ok", finished_at="2026-12-01T10:00:00.000+00:00")])
+    never = LiveReport(run, rows, ledger, lambda counts: {"counts": counts}, interval_s=0)
+    assert not never.tick()
+    live = LiveReport(run, rows, ledger, lambda counts: {"counts": counts}, interval_s=1e-9)
+    assert live.tick()
+    live.close()
+    page = open(run.report, encoding="utf-8").read()
+    assert live.writes == 1 and "live (rewritten during the run)" in page
+    assert "<b>1</b> ok" in page and "<b>1</b> pending" in page
+    assert "&lt;script&gt;" not in page and '"\\u003cscript\\u003ex' in page

@@ -82,7 +82,8 @@ SCRIPT = r"""
     for (const i of shown.slice(page * PAGE, (page + 1) * PAGE)) part.appendChild(card(i));
     sheet.replaceChildren(part);
     info.textContent = "page " + (page + 1) + " of " + pages + " \u00b7 " +
-      shown.length + " rows";
+      shown.length + " rows" + (data.total > all.length
+        ? " (a sample of the run's " + data.total + "; catalog.parquet has every row)" : "");
   }
   const tests = {
     ok: (i) => data.status[i] === "o", failed: (i) => data.status[i] === "f",

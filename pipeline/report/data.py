@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
 from pipeline.outputs.qc import FLAGS_COLUMN
 
-PROMPT_CHARS = 240  # per card; the catalog has the full prompt
+PROMPT_CHARS = 160  # per card; the catalog has the full prompt
+# Rows the contact sheet embeds (~110 bytes each): a 100,000-row run shows every row; a
+# bigger one shows every failed or flagged row plus an evenly spaced sample of the rest.
+SHEET_ROWS = 100_000
 IDS_PER_GROUP = 20  # row ids listed per failure class
 FLAGGED_LISTED = 200  # QC-flagged rows listed with their scores
 _CONTROL_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # the same set, for pyarrow (RE2)
 _CONTROL = re.compile(_CONTROL_RE2)
-_KEY = re.compile(r"[0-9a-f]{8,64}")
+_KEY_RE2 = r"^[0-9a-f]{8,64}$"
 _ERROR_CLASS = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Failed|Interrupt|Exit))\b")
 _QUARANTINED = re.compile(r"^quarantined after \d+ attempts: (.*)$", re.S)
 
@@ -31,6 +35,7 @@ def clean(value) -> str:
     return _CONTROL.sub("\ufffd", "" if value is None else str(value))
 
 
+@lru_cache(maxsize=4096)  # a run has few distinct messages and many rows per message
 def error_class(error: str | None) -> str:
     """A short, stable class for grouping failures: the exception name when the message
     starts with one, 'quarantined: <name>' for a row that kept killing its actor, else the
@@ -76,23 +81,21 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
     strings, keys (the page derives thumbs/ and clips/ paths), one status letter per row,
     and the flags and error classes of only the rows that have them, by row position."""
     status = catalog["status"].to_pylist()
-    errors = catalog["error"].to_pylist()
+    failed = np.flatnonzero(pc.equal(catalog["status"], "failed").to_numpy(zero_copy_only=False))
+    errors = catalog["error"].take(pa.array(failed, pa.int64())).to_pylist()
     names = set(catalog.column_names)
-    flags = catalog[FLAGS_COLUMN].to_pylist() if FLAGS_COLUMN in names else [None] * len(status)
-    keys = catalog["key"].to_pylist()
-    if not all(_KEY.fullmatch(k) for k in keys):  # keys become paths: hex only
-        raise ValueError("catalog keys must be lowercase hex")
+    flags = catalog[FLAGS_COLUMN].to_pylist() if FLAGS_COLUMN in names else []
+    if not pc.all(pc.match_substring_regex(catalog["key"], _KEY_RE2)).as_py():
+        raise ValueError("catalog keys must be lowercase hex")  # keys become paths
     return {
         "ext": ext,
         "id": _cleaned(catalog["id"]),
         "prompt": _cleaned(pc.utf8_slice_codeunits(catalog["prompt"], 0, PROMPT_CHARS)),
         "seed": pc.cast(catalog["seed"], pa.string()).to_pylist(),
-        "key": keys,
+        "key": catalog["key"].to_pylist(),
         "status": "".join(STATUS_LETTERS.get(s, "p") for s in status),
         "flags": {i: " ".join(f) for i, f in enumerate(flags) if f},
-        "error": {
-            i: error_class(e) for i, (s, e) in enumerate(zip(status, errors)) if s == "failed"
-        },
+        "error": {int(i): error_class(e) for i, e in zip(failed, errors)},
     }
 
 
@@ -101,18 +104,37 @@ STATUS_LETTERS = {"ok": "o", "failed": "f", "pending": "p"}
 
 def build_report_data(catalog: pa.Table, context: dict) -> ReportData:
     ext = clip_extension(context.get("encode", {}).get("format", "mp4"))
-    sheet = contact_sheet(catalog, ext)
-    flags = [sheet["flags"].get(i, "").split() for i in range(catalog.num_rows)]
+    shown = sample_rows(catalog, SHEET_ROWS)
+    sheet = contact_sheet(shown, ext) | {"total": catalog.num_rows}
+    flags = {i: names.split() for i, names in sheet["flags"].items()}
     return ReportData(
         counts=context.get("counts", {}),
         sheet=sheet,
-        failures=failure_groups(sheet, catalog["error"].to_pylist()),
+        failures=failure_groups(sheet, shown["error"].to_pylist()),
         flag_counts=_flag_counts(flags),
-        flagged=_flagged_rows(catalog, flags),
+        flagged=_flagged_rows(shown, flags),
         flagged_total=len(sheet["flags"]),
-        **_throughput(catalog["finished_at"].to_pylist(), catalog["status"].to_pylist()),
+        **_throughput(catalog),
         context=context,
     )
+
+
+def sample_rows(catalog: pa.Table, limit: int) -> pa.Table:
+    """At most `limit` rows in manifest order: failed and flagged rows first in line."""
+    if catalog.num_rows <= limit:
+        return catalog
+    marked = pc.equal(catalog["status"], "failed")
+    if FLAGS_COLUMN in catalog.column_names:
+        marked = pc.or_(
+            marked, pc.fill_null(pc.greater(pc.list_value_length(catalog[FLAGS_COLUMN]), 0), False)
+        )
+    marked = marked.to_numpy(zero_copy_only=False)
+    keep = np.flatnonzero(marked)[:limit]
+    rest = np.flatnonzero(~marked)
+    room = limit - len(keep)
+    if room > 0 and len(rest):
+        keep = np.concatenate([keep, rest[np.linspace(0, len(rest) - 1, room).astype(np.int64)]])
+    return catalog.take(pa.array(np.unique(keep)))
 
 
 def failure_groups(sheet: dict, errors: list) -> list[FailureGroup]:
@@ -131,16 +153,16 @@ def failure_groups(sheet: dict, errors: list) -> list[FailureGroup]:
     ]
 
 
-def _flag_counts(flags: list) -> dict:
+def _flag_counts(flags: dict[int, list[str]]) -> dict:
     counts: dict[str, int] = {}
-    for row_flags in flags:
-        for name in row_flags or ():
+    for row_flags in flags.values():
+        for name in row_flags:
             counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _flagged_rows(catalog: pa.Table, flags: list) -> list[dict]:
-    positions = [i for i, f in enumerate(flags) if f][:FLAGGED_LISTED]
+def _flagged_rows(catalog: pa.Table, flags: dict[int, list[str]]) -> list[dict]:
+    positions = sorted(flags)[:FLAGGED_LISTED]
     if not positions:
         return []
     wanted = ["id", "status", "qc_luma_mean", "qc_luma_std", "qc_motion", "qc_flicker"]
@@ -148,21 +170,17 @@ def _flagged_rows(catalog: pa.Table, flags: list) -> list[dict]:
     return [{**row, "flags": flags[i]} for row, i in zip(table.to_pylist(), positions)]
 
 
-def _throughput(finished_at: list, status: list, bins: int = 60) -> dict:
+def _throughput(catalog: pa.Table, bins: int = 60) -> dict:
     """Finished items per time bin over the whole run (ok and failed)."""
-    stamps = sorted(
-        datetime.fromisoformat(s).timestamp()
-        for s, state in zip(finished_at, status)
-        if s and state in ("ok", "failed")
-    )
-    if not stamps:
+    done = pc.is_in(catalog["status"], value_set=pa.array(["ok", "failed"]))
+    finished = pc.cast(catalog["finished_at"].filter(done), pa.timestamp("ms", tz="UTC"))
+    stamps = pc.cast(finished.drop_null(), pa.int64()).to_numpy() / 1000.0
+    if not len(stamps):
         return {"throughput": [], "bin_s": 0.0}
-    span = max(stamps[-1] - stamps[0], 1.0)
+    first, span = stamps.min(), max(stamps.max() - stamps.min(), 1.0)
     bin_s = max(span / bins, 1.0)
-    counts = [0] * (int(span // bin_s) + 1)
-    for stamp in stamps:
-        counts[int((stamp - stamps[0]) // bin_s)] += 1
+    counts = np.bincount(((stamps - first) // bin_s).astype(np.int64))
     return {
-        "throughput": [(stamps[0] + i * bin_s, n) for i, n in enumerate(counts)],
+        "throughput": [(first + i * bin_s, int(n)) for i, n in enumerate(counts)],
         "bin_s": bin_s,
     }

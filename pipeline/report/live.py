@@ -1,8 +1,12 @@
 """The report during a run: rebuilt from the plan rows and the ledger every few minutes,
-from the driver's tick. Cheap: one ledger read and one page write per interval."""
+from the driver's tick. It runs in a background thread (a 100,000-row page takes about a
+second to build), at most one at a time, and close() waits for it so it can never
+overwrite the final report."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -12,6 +16,8 @@ from pipeline.catalog import build_catalog, status_counts
 from pipeline.ledger import Ledger
 from pipeline.report import write_report
 from pipeline.storage import RunDir
+
+log = logging.getLogger(__name__)
 
 
 class LiveReport:
@@ -27,14 +33,27 @@ class LiveReport:
         self.context = context  # counts -> summary-like dict
         self.interval_s = interval_s
         self._last = time.monotonic()
+        self._thread: threading.Thread | None = None
         self.writes = 0
 
     def tick(self) -> bool:
-        """Rewrite report.html if the interval has passed; True if it did."""
-        if self.interval_s <= 0 or time.monotonic() - self._last < self.interval_s:
+        """Start a rewrite if the interval has passed and none is running; True if started."""
+        busy = self._thread is not None and self._thread.is_alive()
+        if self.interval_s <= 0 or busy or time.monotonic() - self._last < self.interval_s:
             return False
-        catalog = build_catalog(self.rows, self.ledger.read(), passthrough=())
-        write_report(self.run, catalog, self.context(status_counts(catalog)), final=False)
         self._last = time.monotonic()
-        self.writes += 1
+        self._thread = threading.Thread(target=self._write, name="live-report", daemon=True)
+        self._thread.start()
         return True
+
+    def _write(self) -> None:
+        try:
+            catalog = build_catalog(self.rows, self.ledger.read(), passthrough=())
+            write_report(self.run, catalog, self.context(status_counts(catalog)), final=False)
+            self.writes += 1
+        except Exception:  # noqa: BLE001 - a report is never worth stopping a run
+            log.warning("live report.html not rewritten", exc_info=True)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()

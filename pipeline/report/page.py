@@ -28,8 +28,9 @@ def text(value) -> str:
 
 def json_for_script(value) -> str:
     """JSON that cannot end its <script> element or start markup inside it."""
-    data = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+    return data.decode("utf-8")
 
 
 def _counts(counts: dict) -> str:
