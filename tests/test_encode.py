@@ -81,3 +81,22 @@ def test_new_formats_carry_no_ffmpeg_version_string_and_are_in_the_fingerprint(f
     assert fingerprint_differences(mp4, other) == [
         f"encode.format: run dir has 'mp4', this command has {fmt!r}"
     ]
+
+
+def test_png_run_stores_exactly_the_frames_it_hashed(ray_local, tmp_path):
+    """Through a real render: --format png clips are zips whose PNGs decode to the very
+    frames frames_sha256 hashed (lossless); webm/webp/gif runs go the same path."""
+    from tests.conftest import prompt_rows, read_catalog, write_manifest
+    from tests.test_resume import assert_exactly_once, run_in_process
+
+    rows = prompt_rows(3, prefix="png", height=64, width=64)
+    manifest = write_manifest(tmp_path / "prompts.parquet", rows)
+    out = tmp_path / "run"
+    flags = ("--actors", "1", "--flush-interval", "0.2", "--no-progress", "--format", "png")
+    assert run_in_process(manifest, out, *flags) == 0
+    catalog = read_catalog(out)
+    for row in catalog.select(["uri", "frames_sha256"]).to_pylist():
+        assert row["uri"].endswith(".png.zip")
+        data = open(row["uri"].removeprefix("file://"), "rb").read()
+        assert frames_sha256(decode_clip(data)) == row["frames_sha256"]
+    assert_exactly_once(out, [r["id"] for r in rows])
