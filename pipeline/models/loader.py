@@ -50,7 +50,9 @@ def apply_gpu_options(pipe, settings: RenderSettings):
     if settings.compile:
         denoiser = getattr(pipe, "transformer", None)
         if denoiser is None or not hasattr(denoiser, "compile_repeated_blocks"):
-            raise ConfigError("--compile needs a pipeline whose transformer supports "
-                              "regional compilation (compile_repeated_blocks)")
+            raise ConfigError(
+                "--compile needs a pipeline whose transformer supports "
+                "regional compilation (compile_repeated_blocks)"
+            )
         denoiser.compile_repeated_blocks(fullgraph=True)
     return pipe
