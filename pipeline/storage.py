@@ -6,8 +6,8 @@ bytes, so a reader never sees a partial file on either. Options come from
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...), which botocore reads itself.
 
 Storage round trips (docs/cluster.md has the measured costs):
-  per item   1 PUT of its clip, by the render actor that made it (frames never reach
-             the driver); nothing else per item is read or written.
+  per item   2 PUTs, its thumbnail and its clip, by the render actor that made them
+             (frames never reach the driver); nothing else per item is read or written.
   per flush  1 PUT of a ledger part and 1 PUT of the lock heartbeat (driver).
   per run    a constant handful: the preflight probe (PUT, GET, LIST, DELETE), job.json,
              lock, plan keys, ledger compaction, one LIST per 1,000 clips for the crash

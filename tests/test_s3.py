@@ -230,6 +230,15 @@ def test_render_status_resume_in_bucket(s3):
     keys = sorted(f"/{row['uri'].removeprefix('s3://')}" for row in catalog)
     assert sorted(p for m, p in clip_requests if m == "PUT") == keys
     assert [(m, p) for m, p in clip_requests if m != "PUT"] == []
+    # Its thumbnail is one more PUT (thumbs/<k0k1>/<key>.webp), swept the same way.
+    thumbs = f"/{BUCKET}/runs/r1/thumbs/"
+    thumb_requests = [(m, p) for m, p in first_run + second_run if p.startswith(thumbs)]
+    assert sorted(p for m, p in thumb_requests if m == "PUT") == sorted(
+        f"{thumbs}{row['key'][:2]}/{row['key']}.webp" for row in catalog
+    )
+    assert [(m, p) for m, p in thumb_requests if m != "PUT"] == []
+    for run in (first_run, second_run):
+        assert len([p for m, p in run if "prefix=runs/r1/thumbs/" in p]) == 1
     for name, run, clips_written in (("first run", first_run, 2), ("resume", second_run, 1)):
         others = [m for m, p in run if not p.startswith(clips)]
         print(
