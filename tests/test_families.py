@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.cli import main
-from pipeline.encode import decode_clip
 from pipeline.errors import ManifestError
 from pipeline.manifest import validate
+from pipeline.outputs.encode import decode_clip
 from pipeline.render import to_uint8
 from tests.checkpoints import BUILDERS, DETECTED_FAMILY, checkpoint_dir
 from tests.conftest import read_catalog, run_cli, write_manifest
