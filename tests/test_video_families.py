@@ -14,9 +14,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import RenderSettings
-from pipeline.encode import decode_clip, frames_sha256
 from pipeline.errors import ManifestError
 from pipeline.manifest import validate
+from pipeline.outputs.encode import decode_clip, frames_sha256
 from pipeline.plan import Batch, Item
 from pipeline.render import Renderer, to_uint8
 from tests.conftest import read_catalog, write_manifest
