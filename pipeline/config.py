@@ -96,3 +96,7 @@ class RunConfig:
     progress: bool = True
     # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).
     faults: tuple[str, ...] = ()
+    # No batch starts that could not finish by then (epoch seconds; pipeline/stopping.py).
+    deadline: float | None = None
+    # After SIGINT/SIGTERM, in-flight batches get this long to finish, then are abandoned.
+    stop_grace_s: float = 120.0
