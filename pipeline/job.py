@@ -50,14 +50,19 @@ class JobResult:
 
 
 def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
+    manifest = load_manifest(config)
+    return manifest, make_plan(manifest, config.render.batch_size)
+
+
+def load_manifest(config: RunConfig) -> ValidatedManifest:
+    """Read and validate (every problem by row, exit 2)."""
     resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
-    manifest = load(
+    return load(
         config.manifest,
         config.storage_options,
         default_model=config.render.model,
         strict_seeds=config.strict_seeds,
     )
-    return manifest, make_plan(manifest, config.render.batch_size)
 
 
 def claim_run_dir(
@@ -137,10 +142,13 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     faults = Faults.parse(config.faults)  # a bad flag fails before any work
     run = RunDir(config.out, config.storage_options)
     settings = config.render
+    # Before Ray: a bad manifest or run dir exits 2 at once, with nothing started.
+    manifest = load_manifest(config)
+    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     stop = StopControl(config.deadline, config.stop_grace_s)
-    # Ray and the actors start while another thread validates, plans, claims and locks.
-    early, (manifest, plan, lock), startup = start_up(
-        config, run, faults, stop, lambda cancel: _prepare(config, run, cancel)
+    # Ray and the actors start while another thread plans, claims and locks.
+    early, (plan, lock), startup = start_up(
+        config, run, faults, stop, lambda cancel: _prepare(config, run, manifest, cancel)
     )
     ledger = Ledger(run, config.flush_interval_s)
     rendered = 0
@@ -179,12 +187,11 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run, stopped=stopped)
 
 
-def _prepare(config: RunConfig, run: RunDir, cancel) -> tuple:
-    """Everything before rendering that needs no Ray: validate, plan, claim, lock. Stops
-    between steps once `cancel` is set (Ctrl-C during start-up)."""
-    manifest, plan = load_and_plan(config)
+def _prepare(config: RunConfig, run: RunDir, manifest, cancel) -> tuple:
+    """What needs no Ray after validation: plan, claim, lock. Stops between steps once
+    `cancel` is set (Ctrl-C during start-up)."""
+    plan = make_plan(manifest, config.render.batch_size)
     cancel.check()
-    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     models = [config.render.model, *pc.unique(plan.items["model"]).to_pylist()]
     record = pins.run_record(models)
     claim_run_dir(
@@ -193,7 +200,7 @@ def _prepare(config: RunConfig, run: RunDir, cancel) -> tuple:
     cancel.check()
     lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
     lock.acquire()
-    return manifest, plan, lock
+    return plan, lock
 
 
 def _render(config, plan, todo, ledger, lock, progress, stop, early) -> int:

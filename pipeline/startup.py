@@ -1,13 +1,16 @@
-"""Start-up overlap: Ray and the render actors start while the driver reads, validates and
-plans the manifest and claims the run dir (in another thread).
+"""Start-up overlap: Ray and the render actors start while another thread plans the
+manifest, claims the run dir and takes the lock.
 
-What may happen before the manifest is known to be valid, and what may not:
-  - Ray starts (or is joined), and render actors for the run's default `--model` are
-    created: they take their Ray resources and import torch/diffusers (seconds of CPU).
-  - They load no weights and render nothing: the model is loaded by the first `ready()`
-    call, which the dispatcher makes only after validation passed, and no batch exists
-    before the plan. A bad manifest kills them (and a Ray started here) at once; exit 2.
-Actors for another model (a manifest `model` column) start later, as before.
+The manifest is read and validated (and the run dir checked writable) *before* Ray starts:
+a bad manifest then exits 2 in a second with nothing started, as the early-exit tests
+require 20 times in a row; with validation inside the overlap it exited only after Ray's
+start (5-30 s here), which cannot be cut short. Planning is the larger part for big
+manifests (a million rows: validate ~2.5 s, plan ~5 s, see bench/README.md).
+
+The early actors (for the run's default `--model`) take their Ray resources and import
+torch/diffusers; they load weights only in their first `ready()`, which the dispatcher
+calls once the plan exists. Actors for another model (a manifest `model` column) start
+later, as before.
 
 A signal during start-up (before the first batch could be dispatched) interrupts it as
 Ctrl-C always did: KeyboardInterrupt, exit 130, nothing rendered or written; the preparing
@@ -55,7 +58,7 @@ def start_up(config: RunConfig, run: RunDir, faults: Faults, stop, prepare: Call
         except BaseException:
             cancel.set()  # the thread stops after its current step; `with` waits for it
             prepared.add_done_callback(_release_lock)
-            early.release(shutdown=True)  # bad input: nothing rendered, nothing left running
+            early.release(shutdown=True)  # nothing rendered, nothing left running
             stop.restore()
             raise
     return early, result, {"ray_and_actors_s": round(ray_s, 3), "prepare_s": round(prepare_s, 3)}
