@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from pipeline.config import ClusterSettings, EncodeSettings, RenderSettings, RunConfig
 from pipeline.errors import ConfigError, PromptreelError
 from pipeline.models import describe as models
 from pipeline.models import resolve_model
+from pipeline.stopping import StoppedNow, add_stop_args, deadline_from
 
 EPILOG = """exit codes: 0 all items ok; 2 bad input or configuration (nothing rendered);
-3 the run finished but some items failed (they are in the catalog with their error).
+3 the run finished but some items failed (they are in the catalog with their error);
+4 stopped with items pending (--stop-at/--max-hours, SIGINT or SIGTERM): the catalog
+  lists them as pending, and the same command resumes.
 
 examples:
   promptreel validate prompts.parquet
@@ -22,6 +26,8 @@ examples:
   promptreel models                                   # families: rules, defaults, params
   promptreel render   prompts.parquet --out runs/r1     # after a crash: finishes the job
   promptreel export   runs/r1 --to webdataset shards/   # also --to hf | vbench | files
+  promptreel render   prompts.parquet --out runs/r1 --stop-at 08:30   # exit 4 by then
+  promptreel status   runs/r1 --watch
   promptreel demo"""
 
 
@@ -201,6 +207,7 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     runs.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
     runs.add_argument("--inject-fault", action="append", default=[], help=argparse.SUPPRESS)
+    add_stop_args(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run", help="run dir")
     status.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--watch", action="store_true", help="refresh until the run is complete (or Ctrl-C)"
+    )
+    status.add_argument(
+        "--interval", type=non_negative, default=5.0, metavar="S", help="(default: %(default)s)"
+    )
+    status.add_argument(
+        "--refreshes", type=positive_int, default=None, metavar="N", help="stop after N refreshes"
+    )
 
     verify = commands.add_parser(
         "verify", help="re-check clips against checksums and re-render a sample"
@@ -315,6 +331,8 @@ def config_from_args(args) -> RunConfig:
         qc=args.qc,
         report_interval_s=args.report_interval,
         faults=tuple(args.inject_fault),
+        deadline=deadline_from(args.stop_at, args.max_hours, time.time()),
+        stop_grace_s=args.stop_grace,
     )
 
 
@@ -327,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     except PromptreelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except StoppedNow as exc:
+        print(f"\n{exc}: finished work is saved; run the same command to resume", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished work is saved; run the same command to resume", file=sys.stderr

@@ -1,4 +1,4 @@
-"""What each CLI command does and prints. Exit codes are the design's: 0, 2, 3."""
+"""What each CLI command does and prints. Exit codes are the design's: 0, 2, 3, 4."""
 
 from __future__ import annotations
 
@@ -59,12 +59,16 @@ def cmd_plan(args) -> int:
             f"{b['num_inference_steps']} steps, guidance {b['guidance_scale']:g}: "
             f"{b['items']} pending in {b['batches']} batches"
         )
-    _print_estimate(args.seconds_per_item, finished, len(todo), config.cluster)
+    seconds = _print_estimate(args.seconds_per_item, finished, len(todo), config.cluster)
+    if config.deadline is not None:
+        from pipeline.stopping import describe_fit
+
+        print(describe_fit(config.deadline, seconds, config.cluster.actors, len(todo)))
     print("nothing written (dry run)")
     return 0
 
 
-def _print_estimate(seconds, finished, pending: int, cluster) -> None:
+def _print_estimate(seconds, finished, pending: int, cluster) -> float | None:
     """GPU-hours the pending items need: at --seconds-per-item, else at the mean render
     time per item measured in the run dir's ledger; x GPUs per actor (1 on CPU)."""
     import pyarrow.compute as pc
@@ -75,13 +79,14 @@ def _print_estimate(seconds, finished, pending: int, cluster) -> None:
         seconds = pc.mean(ok["render_s"]).as_py() if ok.num_rows else None
         source = f"measured over {ok.num_rows} finished items"
     if not seconds:
-        return
+        return None
     gpus = cluster.gpus_per_actor or 1.0
     hours = pending * seconds * gpus / 3600
     print(
         f"estimate: {hours:.2f} GPU-hours at {seconds:.3g} s/item ({source}) and {gpus:g} "
         f"GPU per actor; about {hours / gpus / cluster.actors:.2f} h with --actors {cluster.actors}"
     )
+    return seconds
 
 
 def cmd_render(args) -> int:
@@ -118,14 +123,22 @@ class ProgressBar:
 def _print_result(result) -> None:
     run = result.run
     counts = result.counts
+    pending = counts.get("pending", 0)
+    verb = f"stopped ({result.stopped or 'early'})" if pending else "done"
+    also_pending = f", {pending} pending" if pending else ""
     print(
-        f"done in {result.wall_s:.1f}s: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed"
+        f"{verb} in {result.wall_s:.1f}s: {counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed{also_pending}"
         f" ({result.rendered} rendered this run)\n"
         f"  clips:   {run.uri(run.path('clips'))}\n"
         f"  catalog: {run.uri(run.catalog)}\n"
         f"  summary: {run.uri(run.summary)}\n"
         f"  report:  {run.uri(run.report)}"
     )
+    if pending:
+        print(
+            f"{pending} item(s) pending (exit 4): run the same command to resume", file=sys.stderr
+        )
     if counts.get("failed"):
         print(
             "some items failed: see the `error` column of the catalog; "
@@ -135,22 +148,22 @@ def _print_result(result) -> None:
 
 
 def cmd_status(args) -> int:
-    from pipeline.status import run_status
+    from pipeline.status import format_status, run_status, watch
     from pipeline.storage import RunDir
 
-    report = run_status(RunDir(args.run, args.storage_options))
+    run = RunDir(args.run, args.storage_options)
+    if args.watch:
+        try:
+            report = watch(run, args.run, args.interval, args.refreshes)
+        except KeyboardInterrupt:
+            return 0
+        return 3 if report["counts"]["failed"] else 0
+    report = run_status(run)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    counts = report["counts"]
-    line = ", ".join(f"{counts[k]} {k}" for k in ("ok", "failed", "pending"))
-    print(f"{args.run}: {line} of {report['items']} items")
-    print(f"driver: {report['driver']}")
-    if report["rate_per_s"]:
-        print(f"rate: {report['rate_per_s']:.2f} items/s  ETA: {report['eta_s']:.0f}s")
-    if report["catalog"]:
-        print("catalog.parquet written: the run is complete")
-    return 3 if counts["failed"] else 0
+    print(format_status(args.run, report))
+    return 3 if report["counts"]["failed"] else 0
 
 
 def cmd_verify(args) -> int:

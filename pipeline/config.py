@@ -100,3 +100,7 @@ class RunConfig:
     report_interval_s: float = 300.0  # report.html is rewritten this often during a run
     # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).
     faults: tuple[str, ...] = ()
+    # No batch starts that could not finish by then (epoch seconds; pipeline/stopping.py).
+    deadline: float | None = None
+    # After SIGINT/SIGTERM, in-flight batches get this long to finish, then are abandoned.
+    stop_grace_s: float = 120.0

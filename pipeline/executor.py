@@ -47,25 +47,49 @@ def init_ray(cluster: ClusterSettings) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
         return
+    from pipeline.ray_lifetime import tied_to_this_process
+
     needed = cluster.actors * cluster.cpus_per_actor
-    ray.init(
-        # "local": always a new Ray. With no address, ray.init() would join whatever
-        # cluster the last `ray start` on this machine recorded in /tmp/ray.
-        address="local",
-        num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
+    with tied_to_this_process():  # its agents would outlive a SIGKILLed driver
+        ray.init(
+            # "local": always a new Ray. With no address, ray.init() would join whatever
+            # cluster the last `ray start` on this machine recorded in /tmp/ray.
+            address="local",
+            num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
+
+
+def ray_running() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    ray.shutdown()
 
 
 class RenderActor:
-    """Holds one loaded pipeline for the whole run (loaded once, in the constructor)."""
+    """Holds one loaded pipeline for the whole run (loaded once, in the constructor, or with
+    `load_now=False` in the first `ready()`: an actor started before the manifest was
+    validated only imports its libraries; see pipeline/startup.py)."""
 
-    def __init__(self, spec: WorkerSpec):
-        self.worker = BatchWorker(spec)
+    def __init__(self, spec: WorkerSpec, load_now: bool = True):
+        self.spec = spec
+        self.worker = BatchWorker(spec) if load_now else None
+        if not load_now:
+            from pipeline.startup import warm_imports
+
+            warm_imports(spec.model)
 
     def ready(self) -> int:
+        if self.worker is None:
+            self.worker = BatchWorker(self.spec)
         return os.getpid()
 
     def process(self, batch: Batch) -> list[dict]:
@@ -118,35 +142,37 @@ class Dispatcher:
 
     start_timeout_s = 1800.0  # no actor ready and nothing in flight for this long: give up
 
-    def __init__(self, cluster: ClusterSettings, book: RetryBook, on_final: Callable, on_tick):
+    def __init__(
+        self, cluster: ClusterSettings, book: RetryBook, on_final: Callable, on_tick, gate=None
+    ):
         self.cluster = cluster
         self.book = book
         self.on_final = on_final  # called with final ledger rows as they arrive
         self.on_tick = on_tick  # called about once a second (flush, heartbeat)
+        # When a batch may start, and when to stop (pipeline/stopping.py: deadline, signal).
+        self.gate = gate or _AlwaysOpen()
 
     def _new_actor(self, spec: WorkerSpec):
+        return new_render_actor(self.cluster, spec)
+
+    def run(self, spec: WorkerSpec, batches: Iterable[Batch], actors=()) -> None:
+        """`actors`: render actors for `spec` started earlier (pipeline/startup.py)."""
         import ray
 
-        actor_class = ray.remote(RenderActor).options(
-            num_cpus=self.cluster.cpus_per_actor,
-            num_gpus=self.cluster.gpus_per_actor,
-            max_concurrency=2,  # one batch renders while the previous one encodes
-            max_restarts=0,  # replaced by the dispatcher, which knows what was in flight
-        )
-        return actor_class.remote(spec)
-
-    def run(self, spec: WorkerSpec, batches: Iterable[Batch]) -> None:
-        import ray
-
-        slots = [_Slot(self._new_actor(spec)) for _ in range(max(1, self.cluster.actors))]
+        slots = [_Slot(actor) for actor in actors]
+        slots += [
+            _Slot(self._new_actor(spec)) for _ in range(max(1, self.cluster.actors) - len(slots))
+        ]
         feed = _Feed(batches)
         in_flight: dict = {}  # ObjectRef -> (slot, batch)
         state = {"ever_ready": False, "start_failures": 0, "idle_since": time.monotonic()}
         try:
             while True:
                 self._dispatch(slots, feed, in_flight)
-                if not in_flight and feed.empty():
-                    return
+                if not in_flight and (feed.empty() or self.gate.stopping):
+                    return  # a stop leaves the rest pending, for a resume
+                if self.gate.abandon_due():
+                    return  # the finally kills the actors; their batches stay pending
                 starting = {s.ready_ref: s for s in slots if s.ready_ref is not None}
                 done, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=1.0)
                 self.on_tick()
@@ -168,10 +194,13 @@ class Dispatcher:
         while placed:
             placed = False
             for slot in slots:
+                if slot.ready_ref is None and not self.gate.admit(slot.load):
+                    continue
                 taken = feed.take_for(slot, per_actor)
                 if taken is not None:
                     batch, alone = taken
                     in_flight[slot.actor.process.remote(batch)] = (slot, batch)
+                    self.gate.dispatched(batch)
                     if slot.load == 0:
                         slot.progress_at = time.monotonic()
                     slot.load += 1
@@ -202,6 +231,7 @@ class Dispatcher:
 
         slot.load -= 1
         slot.progress_at = time.monotonic()
+        self.gate.finished(batch)
         if slot.load == 0:
             slot.exclusive = False
         try:
@@ -239,13 +269,46 @@ class Dispatcher:
             )
 
 
-def _kill(actor) -> None:
+class _AlwaysOpen:
+    """No deadline and no signal: every batch may start."""
+
+    stopping = False
+
+    def admit(self, actor_load: int) -> bool:
+        return True
+
+    def dispatched(self, batch) -> None:
+        pass
+
+    def finished(self, batch) -> None:
+        pass
+
+    def abandon_due(self) -> bool:
+        return False
+
+
+def new_render_actor(cluster: ClusterSettings, spec: WorkerSpec, load_now: bool = True):
+    import ray
+
+    actor_class = ray.remote(RenderActor).options(
+        num_cpus=cluster.cpus_per_actor,
+        num_gpus=cluster.gpus_per_actor,
+        max_concurrency=2,  # one batch renders while the previous one encodes
+        max_restarts=0,  # replaced by the dispatcher, which knows what was in flight
+    )
+    return actor_class.remote(spec, load_now)
+
+
+def kill_actor(actor) -> None:
     import ray
 
     try:
         ray.kill(actor, no_restart=True)
     except Exception:  # noqa: BLE001 - already gone with its node
         pass
+
+
+_kill = kill_actor
 
 
 def _is_dead(exc: Exception) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
-import signal
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -33,6 +32,8 @@ from pipeline.outputs.thumbnail import THUMB_DIR
 from pipeline.plan import Plan, fingerprint_differences, job_fingerprint, make_plan
 from pipeline.report import write_report
 from pipeline.report.live import LiveReport
+from pipeline.startup import start_up
+from pipeline.stopping import StopControl, prior_batch_seconds
 from pipeline.storage import TMP_PREFIX, RunDir, check_run_dir_writable
 
 
@@ -42,21 +43,29 @@ class JobResult:
     wall_s: float
     rendered: int
     run: RunDir
+    stopped: str | None = None  # "deadline" | "SIGINT" | "SIGTERM" when stopped early
 
     @property
     def exit_code(self) -> int:
+        if self.counts.get("pending"):
+            return 4  # stopped with items pending: the same command resumes
         return 3 if self.counts.get("failed") else 0
 
 
 def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
+    manifest = load_manifest(config)
+    return manifest, make_plan(manifest, config.render.batch_size)
+
+
+def load_manifest(config: RunConfig) -> ValidatedManifest:
+    """Read and validate (every problem by row, exit 2)."""
     resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
-    manifest = load(
+    return load(
         config.manifest,
         config.storage_options,
         default_model=config.render.model,
         strict_seeds=config.strict_seeds,
     )
-    return manifest, make_plan(manifest, config.render.batch_size)
 
 
 def claim_run_dir(
@@ -136,26 +145,30 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     """Render every pending item of the manifest into config.out; safe to re-run."""
     started = time.time()
     faults = Faults.parse(config.faults)  # a bad flag fails before any work
-    manifest, plan = load_and_plan(config)
     run = RunDir(config.out, config.storage_options)
-    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     settings = config.render
-    record = pins.run_record([settings.model, *pc.unique(plan.items["model"]).to_pylist()])
-    claim_run_dir(
-        run, job_fingerprint(settings, config.encode), record, config.allow_version_change
+    # Before Ray: a bad manifest or run dir exits 2 at once, with nothing started.
+    manifest = load_manifest(config)
+    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
+    stop = StopControl(config.deadline, config.stop_grace_s)
+    # Ray and the actors start while another thread plans, claims and locks.
+    early, (plan, lock), startup = start_up(
+        config, run, faults, stop, lambda cancel: _prepare(config, run, manifest, cancel)
     )
-    lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
-    lock.acquire()
     ledger = Ledger(run, config.flush_interval_s)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     rendered = 0
     try:
         finished = ledger.compact()
         remove_temp_files(run)
         todo = pending_keys(plan, finished, config.retry_failed)
         _write_plan_keys(run, plan)
-        if len(todo):
-            rendered = _render(config, run, plan, todo, ledger, lock, progress, faults)
+        if not len(todo):
+            early.release(shutdown=True)  # all done already: free Ray now
+        else:
+            stop.prior = prior_batch_seconds(
+                finished, settings.batch_size, config.cluster.batches_in_flight
+            )
+            rendered = _render(config, run, plan, todo, ledger, lock, progress, stop, early)
         ledger.flush()  # the catalog and the sweep below read what the ledger holds
         results = with_current_uris(run, ledger.read(), clip_extension(config.encode.format))
         sweep_clips(run, results.filter(pc.equal(results["status"], "ok"))["key"])
@@ -164,23 +177,42 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         catalog_mod.write_catalog(run, catalog)
         counts = catalog_mod.status_counts(catalog)
         wall_s = time.time() - started
-        summary = _summary(config, plan, counts, rendered, wall_s)
-        catalog_mod.write_summary(run, summary)
+        stopped = stop.reason if counts.get("pending") else None
+        # startup: the two overlapped parts (pipeline/startup.py), wall seconds each
+        summary = {**_summary(config, plan, counts, rendered, wall_s), "stopped": stopped}
+        catalog_mod.write_summary(run, {**summary, "startup": startup})
         write_report(run, catalog, summary)  # the final one, after the catalog
+    except KeyboardInterrupt as exc:
+        stop.reraise(exc)
     finally:
+        early.release(shutdown=False)  # actors nobody took
         ledger.flush()
         lock.release()
-        signal.signal(signal.SIGTERM, previous_sigterm)
-    return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run)
+        stop.restore()
+    return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run, stopped=stopped)
 
 
-def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
-    from pipeline.executor import Dispatcher, init_ray
+def _prepare(config: RunConfig, run: RunDir, manifest, cancel) -> tuple:
+    """What needs no Ray after validation: plan, claim, lock. Stops between steps once
+    `cancel` is set (Ctrl-C during start-up)."""
+    plan = make_plan(manifest, config.render.batch_size)
+    cancel.check()
+    models = [config.render.model, *pc.unique(plan.items["model"]).to_pylist()]
+    record = pins.run_record(models)
+    claim_run_dir(
+        run, job_fingerprint(config.render, config.encode), record, config.allow_version_change
+    )
+    cancel.check()
+    lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
+    lock.acquire()
+    return plan, lock
+
+
+def _render(config, run, plan, todo, ledger, lock, progress, stop, early) -> int:
+    from pipeline.executor import Dispatcher
     from pipeline.retry import RetryBook
-    from pipeline.worker import WorkerSpec
 
     started = time.time()
-    init_ray(config.cluster)
     if progress is not None:
         progress.start(len(todo))
     book = RetryBook(config.max_retries)
@@ -208,19 +240,17 @@ def _render(config, run, plan, todo, ledger, lock, progress, faults) -> int:
     live = LiveReport(run, plan.rows, ledger, report_context, config.report_interval_s)
 
     pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
-    for model in pc.unique(pending_models).to_pylist():
-        spec = WorkerSpec(
-            model=resolve_model(model).pinned_spec,  # every actor, every node: this commit
-            render=config.render,
-            encode=config.encode,
-            run=run,
-            encode_workers=config.cluster.encode_workers,
-            faults=faults,
-            qc=config.qc,
-        )
-        dispatcher = Dispatcher(config.cluster, book, on_final, on_tick)
-        dispatcher.run(spec, plan.batches(todo, model=model))
-    live.close()  # a live rewrite still running must not land after the final report
+    models = pc.unique(pending_models).to_pylist()
+    models.sort(key=lambda model: model != config.render.model)  # the early actors' first
+    try:
+        for model in models:
+            if stop.stopping:
+                break
+            dispatcher = Dispatcher(config.cluster, book, on_final, on_tick, gate=stop)
+            batches = plan.batches(todo, model=model)
+            dispatcher.run(early.spec_for(model), batches, actors=early.take_actors(model))
+    finally:
+        live.close()  # a live rewrite still running must not land after the final report
     if progress is not None:
         progress.close()
     return rendered
@@ -258,7 +288,3 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -55,7 +55,8 @@ def _read_part(data: bytes, schema: pa.Schema) -> pa.Table:
     table = handle.read(columns=[n for n in schema.names if n in present])
     for name in schema.names:
         if name not in present:
-            table = table.append_column(schema.field(name), pa.nulls(table.num_rows))
+            field = schema.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     return table.select(schema.names)
 
 

@@ -229,3 +229,15 @@ def test_lone_item_crash_quarantines_after_max_retries():
     final, again = book.on_crash(again[0], "ActorDiedError")
     assert again == [] and "quarantined after 2 attempts" in final[0]["error"]
     assert final[0]["isolated"] is False
+
+
+def test_ledger_reads_parts_written_before_newer_columns(tmp_path):
+    """A run dir from an older promptreel: its parts lack the newer columns (QC, batch)."""
+    run = RunDir(str(tmp_path / "run"))
+    old = pa.table({"key": ["k1"], "status": ["ok"], "attempts": [1]})
+    run.write(f"{run.ledger_dir}/part-000000000001-0ld0ld00.parquet", parquet_bytes(old))
+    table = Ledger(run).read()
+    assert table.schema.names == LEDGER_SCHEMA.names
+    assert table["key"].to_pylist() == ["k1"] and table["status"].to_pylist() == ["ok"]
+    newer = [n for n in LEDGER_SCHEMA.names if n not in old.column_names]
+    assert newer and all(table[n].null_count == 1 for n in newer)
