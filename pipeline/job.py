@@ -150,8 +150,9 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     # Before Ray: a bad manifest or run dir exits 2 at once, with nothing started.
     manifest = load_manifest(config)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
+    _claim(config, run, manifest)  # a run dir of another job: exit 2, nothing started
     stop = StopControl(config.deadline, config.stop_grace_s)
-    # Ray and the actors start while another thread plans, claims and locks.
+    # Ray and the actors start while another thread plans and takes the lock.
     early, (plan, lock), startup = start_up(
         config, run, faults, stop, lambda cancel: _prepare(config, run, manifest, cancel)
     )
@@ -192,16 +193,19 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     return JobResult(counts=counts, wall_s=wall_s, rendered=rendered, run=run, stopped=stopped)
 
 
-def _prepare(config: RunConfig, run: RunDir, manifest, cancel) -> tuple:
-    """What needs no Ray after validation: plan, claim, lock. Stops between steps once
-    `cancel` is set (Ctrl-C during start-up)."""
-    plan = make_plan(manifest, config.render.batch_size)
-    cancel.check()
-    models = [config.render.model, *pc.unique(plan.items["model"]).to_pylist()]
+def _claim(config: RunConfig, run: RunDir, manifest: ValidatedManifest) -> None:
+    """job.json: record this job, or refuse a run dir that holds another (cheap: no plan)."""
+    models = [config.render.model, *pc.unique(manifest.table["model"]).to_pylist()]
     record = pins.run_record(models)
     claim_run_dir(
         run, job_fingerprint(config.render, config.encode), record, config.allow_version_change
     )
+
+
+def _prepare(config: RunConfig, run: RunDir, manifest, cancel) -> tuple:
+    """What needs no Ray after validation: plan, lock. Stops between steps once `cancel`
+    is set (Ctrl-C during start-up)."""
+    plan = make_plan(manifest, config.render.batch_size)
     cancel.check()
     lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
     lock.acquire()
