@@ -105,8 +105,8 @@ def describe_storage_error(fs: fsspec.AbstractFileSystem, path: str, exc: BaseEx
 
 
 @dataclass(frozen=True)
-class RunDir:
-    """Paths inside one run directory. Ids never become paths: clips are named by key."""
+class Folder:
+    """A folder on any fsspec filesystem (opened on first use) and the paths inside it."""
 
     url: str
     storage_options: dict = field(default_factory=dict)
@@ -125,6 +125,11 @@ class RunDir:
 
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
+
+
+@dataclass(frozen=True)
+class RunDir(Folder):
+    """Paths inside one run directory. Ids never become paths: clips are named by key."""
 
     def uri(self, path: str) -> str:
         """A URL that reads back with fsspec (protocol kept for remote stores)."""

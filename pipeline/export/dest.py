@@ -10,42 +10,23 @@ import posixpath
 import tempfile
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
-
-import fsspec
+from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
 from pipeline.storage import (
     SINGLE_PUT_PROTOCOLS,
     TMP_PREFIX,
+    Folder,
     describe_storage_error,
     is_local,
-    open_fs,
     protocols,
     write_atomic,
 )
 
 
 @dataclass(frozen=True)
-class Dest:
-    url: str
-    storage_options: dict = field(default_factory=dict)
-
-    @cached_property
-    def _opened(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return open_fs(self.url, self.storage_options)
-
-    @property
-    def fs(self) -> fsspec.AbstractFileSystem:
-        return self._opened[0]
-
-    @property
-    def root(self) -> str:
-        return self._opened[1].rstrip("/")
-
-    def path(self, *parts: str) -> str:
-        return posixpath.join(self.root, *parts)
+class Dest(Folder):
+    """The export's destination folder."""
 
     def beside(self, suffix: str) -> str:
         """A path next to DEST (not in it): `vbench/run1` -> `vbench/run1<suffix>`."""
