@@ -103,7 +103,6 @@ def test_missing_bucket_and_bad_credentials_exit_2_every_time(s3, tmp_path):  # 
     )
     assert_every_run(missing_bucket, 2, "bucket 'missing-bucket' does not exist")
     remote = f"s3://{BUCKET}/early-exit/m.parquet"
-    assert cli("render", manifest, "--out", f"s3://{BUCKET}/r", aws=aws_env(s3)).returncode == 0
     pq.write_table(table_without("seed"), tmp_path / "noseed.parquet")
     import s3fs
 
