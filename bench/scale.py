@@ -5,7 +5,7 @@
 Writes a generated Parquet manifest (~100-char prompts, several shapes, given ids), then
 times `promptreel validate` and `promptreel plan` as subprocesses (wall, peak RSS from
 wait4), for each model. Then builds a run dir whose ledger already holds every key of
-the plan as finished (rows in LEDGER_SCHEMA, keys from pipeline.job.load_and_plan) and
+the plan as finished (rows in LEDGER_SCHEMA, keys from pipeline.driver.job.load_and_plan) and
 times `promptreel plan MANIFEST --out RUN` (reads the ledger and counts pending).
 --profile adds a cProfile of that last command, in-process, top functions by own time.
 """
@@ -65,10 +65,10 @@ def write_manifest(path: Path, rows: int, seed: int = 7) -> dict:
 def build_finished_ledger(manifest: Path, run: Path, model: str, parts: int) -> dict:
     """A run dir whose ledger holds every planned key as ok (as after a finished run)."""
     from pipeline.config import EncodeSettings, RenderSettings, RunConfig
-    from pipeline.job import claim_run_dir, load_and_plan
-    from pipeline.ledger import LEDGER_SCHEMA
-    from pipeline.plan import job_fingerprint
-    from pipeline.storage import RunDir
+    from pipeline.driver.job import load_and_plan
+    from pipeline.rundir.jobjson import claim, job_fingerprint
+    from pipeline.rundir.layout import RunDir
+    from pipeline.schema import LEDGER_SCHEMA
 
     started = time.perf_counter()
     settings = RenderSettings(model=model)
@@ -96,7 +96,7 @@ def build_finished_ledger(manifest: Path, run: Path, model: str, parts: int) -> 
         columns.setdefault(field.name, pa.nulls(n, field.type))
     ledger = pa.table(columns).cast(LEDGER_SCHEMA)
     rundir = RunDir(str(run))
-    claim_run_dir(rundir, job_fingerprint(settings, EncodeSettings()))
+    claim(rundir, job_fingerprint(settings, EncodeSettings()))
     ledger_dir = Path(rundir.ledger_dir)
     ledger_dir.mkdir(parents=True, exist_ok=True)
     step = -(-n // parts)

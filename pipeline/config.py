@@ -5,29 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from pipeline.models.families import PARAM_NAMES as FAMILY_PARAM_NAMES
-
-# Torch's CPU generator (mt19937) uses only the low 32 bits of a seed; keys use this.
-SEED_SPACE = 2**32
-MAX_SEED = 2**64 - 1
-
-# Columns the manifest understands; any other column passes through to the catalog.
-PARAM_COLUMNS = (
-    "height",
-    "width",
-    "num_frames",
-    "fps",
-    "num_inference_steps",
-    "guidance_scale",
-)
-# Family-specific per-row parameters (guidance_scale_2, decode_timestep, ...): one column
-# each, null for rows whose family does not take it (pipeline/models/families/).
-FAMILY_PARAM_COLUMNS = FAMILY_PARAM_NAMES
-# What decides an item (with the model's fingerprint); the key hashes these.
-REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
-REQUEST_FIELDS += FAMILY_PARAM_COLUMNS
-REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)
-
 
 @dataclass(frozen=True)
 class RenderSettings:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.outputs.thumbnail import make_thumbnail, thumb_path
+from pipeline.outputs.thumbnail import make_thumbnail
 from pipeline.report import write_report
-from pipeline.storage import RunDir
+from pipeline.rundir.layout import RunDir
 
 HOSTILE = (
     "<script>alert('pwned')</script>",
@@ -62,7 +62,7 @@ def make_run_dir(root: Path, rows: int, thumbs_for: int = 300) -> tuple[RunDir, 
     thumbnail = make_thumbnail(frames, 8)
     for i in range(min(rows, thumbs_for)):
         if status[i] == "ok":
-            run.write(thumb_path(run, keys[i]), thumbnail)
+            run.write(run.thumb_path(keys[i]), thumbnail)
     run.write(run.job_json, json.dumps({"model": "dir:0123456789abcdef"}).encode())
     counts = {name: int((status == name).sum()) for name in ("ok", "failed", "pending")}
     context = {

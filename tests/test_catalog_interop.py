@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.catalog import build_catalog, write_catalog
-from pipeline.ledger import LEDGER_SCHEMA
-from pipeline.manifest import validate
-from pipeline.plan import make_plan
-from pipeline.storage import RunDir
+from pipeline.plan.manifest import validate
+from pipeline.plan.planner import make_plan
+from pipeline.rundir.catalog import build_catalog, write_catalog
+from pipeline.rundir.layout import RunDir
+from pipeline.schema import LEDGER_SCHEMA
 
 EXPECTED = {"failed": 1, "ok": 3, "pending": 2}
 

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.job import load_and_plan
+from pipeline.driver.job import load_and_plan
 from tests.conftest import prompt_rows, read_catalog, run_cli, write_manifest
 from tests.test_resume import (
     assert_exactly_once,

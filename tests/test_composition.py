@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.composition import with_planned_batches
 from pipeline.errors import ManifestError
-from pipeline.manifest import validate
-from pipeline.plan import make_plan
+from pipeline.plan.composition import with_planned_batches
+from pipeline.plan.manifest import validate
+from pipeline.plan.planner import make_plan
 
 
 def _plan(rows, batch_size=3):
@@ -137,8 +137,8 @@ def test_catalog_rows_not_rendered_get_their_planned_batch():
 
 
 def test_verify_rebuilds_the_batch_an_item_was_rendered_in():
-    from pipeline.plan import ITEM_FIELDS
-    from pipeline.verify import rendered_batch
+    from pipeline.driver.verify import rendered_batch
+    from pipeline.schema import ITEM_FIELDS
 
     plan = _plan(_grid(3, 2), batch_size=4)
     batches = list(plan.batches())

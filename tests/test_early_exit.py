@@ -9,7 +9,7 @@ bug showed in 14 of 20 runs, not in every one.
 
 from __future__ import annotations
 
-import bz2
+import errno
 import json
 import os
 import signal
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import EncodeSettings, RenderSettings
-from pipeline.plan import job_fingerprint
+from pipeline.rundir.jobjson import job_fingerprint
 from tests.conftest import REPO, run_cli, write_manifest
 from tests.test_s3 import BUCKET, aws_env, cli, s3  # noqa: F401 - s3 is a fixture
 
@@ -115,52 +115,53 @@ def test_missing_bucket_and_bad_credentials_exit_2_every_time(s3, tmp_path):  # 
     assert_every_run(bad_credentials, 2, "error:")
 
 
-def has_open(pid: int, path: Path) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
+def open_writer(fifo: Path, process: subprocess.Popen) -> int:
+    """The write end of `fifo`, opened once the process has opened its read end. Opening a
+    FIFO for writing without blocking fails (ENXIO) until a reader has it open, so when
+    this returns the process is provably inside its manifest read: the read cannot end
+    before this end is closed."""
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                return True
-        except OSError:
-            continue
-    return False
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+        assert process.poll() is None, f"exited {process.returncode} before reading"
+        assert time.monotonic() < deadline, "the manifest was never opened"
+        time.sleep(0.001)
 
 
-def interrupt_during_read(manifest: Path, command: str, out: Path) -> subprocess.CompletedProcess:
-    """Ctrl-C as soon as the process has the manifest open. The manifest is bz2: reading
-    it decompresses for a second or more with the file open, so the signal lands inside
-    the read even on a loaded machine."""
-    extra = ("--out", str(out)) if command == "render" else ()
+def interrupt_during_read(tmp_path: Path, command: str, index: int) -> subprocess.CompletedProcess:
+    """Ctrl-C while the process is provably reading its manifest: the manifest is a FIFO
+    this test writes, and it sends SIGINT with the FIFO's write end still open."""
+    fifo = tmp_path / f"manifest-{index}.csv"
+    os.mkfifo(fifo)
+    extra = ("--out", str(tmp_path / f"run{index}")) if command == "render" else ()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", command, str(manifest), *extra],
+        [sys.executable, "-m", "pipeline", command, str(fifo), *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not has_open(process.pid, manifest) and process.poll() is None:
-        assert time.monotonic() < deadline, "the manifest was never opened"
-        time.sleep(0.0005)
-    process.send_signal(signal.SIGINT)
+    writer = open_writer(fifo, process)
     try:
-        stdout, stderr = process.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
+        os.write(writer, b"prompt,seed\na cat,1\n")  # part of a manifest; the rest never comes
+        process.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+    finally:
+        os.close(writer)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("command", ["validate", "render"])
 def test_ctrl_c_during_manifest_read_exits_cleanly_every_time(tmp_path, command):
-    manifest = tmp_path / "big.csv.bz2"
-    with bz2.open(manifest, "wt", compresslevel=1) as handle:
-        handle.write("prompt,seed\n")
-        handle.writelines(f"prompt number {i} of a long manifest,{i}\n" for i in range(10**6))
-        handle.write(",1\n")  # an empty prompt: a run the signal missed exits 2, never renders
-    done = [interrupt_during_read(manifest, command, tmp_path / f"run{i}") for i in range(RUNS)]
+    with ThreadPoolExecutor(3) as pool:
+        done = list(pool.map(lambda i: interrupt_during_read(tmp_path, command, i), range(RUNS)))
     assert_every_run(done, 130, "interrupted")
     assert not any(tmp_path.glob("run*/clips"))  # nothing rendered

@@ -11,7 +11,7 @@ from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.errors import EncodeError
 from pipeline.outputs import frame_zip
 from pipeline.outputs.encode import clip_extension, decode_clip, encode_clip, frames_sha256
-from pipeline.plan import fingerprint_differences, job_fingerprint
+from pipeline.rundir.jobjson import fingerprint_differences, job_fingerprint
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pipeline.actor.renderer import to_uint8
 from pipeline.cli import main
 from pipeline.errors import ManifestError
-from pipeline.manifest import validate
 from pipeline.outputs.encode import decode_clip
-from pipeline.render import to_uint8
+from pipeline.plan.manifest import validate
 from tests.checkpoints import BUILDERS, DETECTED_FAMILY, checkpoint_dir
 from tests.conftest import read_catalog, run_cli, write_manifest
 
@@ -273,7 +273,7 @@ def test_typed_non_text_prompts_are_refused_and_csv_prompts_are_text(tmp_path):
 
 
 def test_family_params_in_the_key_and_wan_keys_unchanged(tmp_path):
-    from pipeline.plan import canonical_requests
+    from pipeline.plan.keys import canonical_requests
 
     d = str(checkpoint_dir("wan2.2-a14b"))
     rows = [
@@ -321,7 +321,7 @@ def test_hub_names_pick_the_variant():
 
 
 def test_the_embedding_cache_encodes_each_text_alone():
-    from pipeline.render import EmbeddingCache
+    from pipeline.actor.renderer import EmbeddingCache
 
     calls = []
     cache = EmbeddingCache(capacity=8)

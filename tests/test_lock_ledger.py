@@ -12,14 +12,15 @@ import time
 import pyarrow as pa
 import pytest
 
+from pipeline.actor.worker import FATAL, OK, RETRIABLE, outcome
 from pipeline.arrow_io import parquet_bytes
+from pipeline.driver.retry import RetryBook
 from pipeline.errors import ConfigError
-from pipeline.ledger import LEDGER_SCHEMA, Ledger, latest_per_key
-from pipeline.lock import DriverLock
-from pipeline.plan import Batch, Item
-from pipeline.retry import RetryBook
-from pipeline.storage import RunDir
-from pipeline.worker import FATAL, OK, RETRIABLE, outcome
+from pipeline.plan.batches import Batch, Item
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.ledger import Ledger, latest_per_key
+from pipeline.rundir.lock import DriverLock
+from pipeline.schema import LEDGER_SCHEMA
 
 
 def _row(key: str, status: str = "ok", attempts: int = 1) -> dict:
@@ -67,13 +68,15 @@ def test_newer_result_wins_across_parts_and_compaction(run):
     ledger.append([_row("a", "failed", 3), _row("b")])
     ledger.append([_row("a", "ok", 1)])
     assert {r["key"]: r["status"] for r in ledger.read().to_pylist()} == {"a": "ok", "b": "ok"}
-    # A leftover temp file of a killed write is cleaned up by the next driver's compaction.
+    # A leftover temp file of a killed write is ignored by the reader and removed by the
+    # run dir's one sweep (RunDir.sweep, at the end of the next run).
     stray = os.path.join(run.ledger_dir, ".tmp-deadbeef")
     with open(stray, "wb") as handle:
         handle.write(b"partial")
     fresh = Ledger(run)
     table = fresh.compact()
-    assert len(fresh.part_paths()) == 1 and not os.path.exists(stray)
+    assert len(fresh.part_paths()) == 1 and os.path.exists(stray)
+    assert run.sweep(table["key"]) == 1 and not os.path.exists(stray)
     assert {r["key"]: r["status"] for r in table.to_pylist()} == {"a": "ok", "b": "ok"}
     fresh.append([_row("c")])
     fresh.flush()
@@ -150,7 +153,7 @@ def test_remote_holder_is_judged_by_heartbeat_age(run):
 
 
 def test_max_retries_defaults_to_two():
-    from pipeline.cli import build_parser
+    from pipeline.cli.parser import build_parser
 
     args = build_parser().parse_args(["render", "m.parquet", "--out", "run"])
     assert args.max_retries == 2 and not args.retry_failed

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 PROBE = """
 import json, psutil
 from pipeline.config import ClusterSettings
-from pipeline.executor import init_ray
+from pipeline.driver.executor import init_ray
 init_ray(ClusterSettings())
 import ray
 ray.get(ray.remote(lambda: 1).remote())

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import ConfigError, ManifestError
-from pipeline.manifest import (
-    OUTPUT_COLUMNS,
+from pipeline.plan.manifest import (
     RowProblem,
     ValidatedManifest,
     load,
     read_manifest,
     validate,
 )
+from pipeline.schema import VALIDATED_COLUMNS
 from tests.hub_cache import cache_model_index
 
 MAX = 2**64 - 1
@@ -279,7 +279,7 @@ def test_round_trip_unicode_and_passthrough(tmp_path, fmt):
         write_jsonl(path, rows)
     manifest = load(str(path))
     table = manifest.table
-    assert table.column_names == [*OUTPUT_COLUMNS, "caption_src", "score"]
+    assert table.column_names == [*VALIDATED_COLUMNS, "caption_src", "score"]
     assert manifest.passthrough == ("caption_src", "score")
     assert table["prompt"].to_pylist() == PROMPTS
     assert table["seed"].to_pylist() == [MAX - i for i in range(len(PROMPTS))]
@@ -302,7 +302,7 @@ def test_normalised_columns_and_defaults():
     )
     manifest = validate(table, default_model="tiny")
     out = manifest.table
-    assert out.column_names == [*OUTPUT_COLUMNS, "tags"]
+    assert out.column_names == [*VALIDATED_COLUMNS, "tags"]
     assert out["row"].to_pylist() == [0, 1]
     assert out["id"].to_pylist() == [None, None]
     assert out["model"].to_pylist() == ["tiny", "null"]
@@ -324,7 +324,7 @@ def test_empty_manifest_is_valid(tmp_path):
     path.write_text("id,prompt,seed\n")
     manifest = load(str(path))
     assert isinstance(manifest, ValidatedManifest)
-    assert manifest.table.num_rows == 0 and manifest.table.column_names == list(OUTPUT_COLUMNS)
+    assert manifest.table.num_rows == 0 and manifest.table.column_names == list(VALIDATED_COLUMNS)
 
 
 def test_memory_url():

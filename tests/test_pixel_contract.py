@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import RenderSettings, RunConfig
-from pipeline.job import load_and_plan
+from pipeline.driver.job import load_and_plan
 from tests.batchmates_model import ensure_batchmates_model
 from tests.conftest import read_catalog, write_manifest
 from tests.test_resume import (

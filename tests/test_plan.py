@@ -5,8 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pipeline.config import EncodeSettings, RenderSettings
-from pipeline.manifest import validate
-from pipeline.plan import Batch, Item, fingerprint_differences, job_fingerprint, make_plan
+from pipeline.plan.batches import Batch, Item
+from pipeline.plan.manifest import validate
+from pipeline.plan.planner import make_plan
+from pipeline.rundir.jobjson import fingerprint_differences, job_fingerprint
 
 
 def _plan(rows, batch_size=4):

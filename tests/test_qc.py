@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from pipeline.actor.renderer import Renderer
 from pipeline.config import RenderSettings
 from pipeline.outputs import qc
-from pipeline.outputs.thumbnail import thumb_relpath
-from pipeline.plan import Batch
-from pipeline.render import Renderer
+from pipeline.plan.batches import Batch
+from pipeline.rundir.layout import thumb_relpath
 from tests.conftest import prompt_rows, read_catalog, write_manifest
 from tests.test_render import _item
 from tests.test_resume import assert_exactly_once, by_id, run_in_process

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from pipeline.actor.faults import Faults
+from pipeline.actor.renderer import Renderer
+from pipeline.actor.worker import BatchWorker, WorkerSpec
 from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.errors import RenderError
-from pipeline.faults import Faults
-from pipeline.plan import Batch, Item
-from pipeline.render import Renderer
-from pipeline.storage import RunDir
-from pipeline.worker import BatchWorker, WorkerSpec
+from pipeline.plan.batches import Batch, Item
+from pipeline.rundir.layout import RunDir
 
 
 def _item(prompt, seed, key=None, **params):

@@ -6,13 +6,13 @@ import re
 
 import pyarrow as pa
 
-from pipeline.config import REQUEST_FIELDS
-from pipeline.ledger import Ledger
+from pipeline.actor.worker import outcome
 from pipeline.report.data import error_class, sample_rows
 from pipeline.report.live import LiveReport
 from pipeline.report.page import json_for_script
-from pipeline.storage import RunDir
-from pipeline.worker import outcome
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.ledger import Ledger
+from pipeline.schema import REQUEST_FIELDS
 from tests.report_fixture import make_run_dir
 
 

@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.cli import main
-from pipeline.ledger import Ledger
 from pipeline.outputs.encode import decode_clip
-from pipeline.outputs.thumbnail import thumb_relpath
-from pipeline.status import run_status
-from pipeline.storage import TMP_PREFIX, RunDir
+from pipeline.rundir.layout import RunDir, thumb_relpath
+from pipeline.rundir.ledger import Ledger
+from pipeline.rundir.status import run_status
+from pipeline.rundir.storage import TMP_PREFIX
 from tests.conftest import REPO, prompt_rows, read_catalog, write_manifest
 
 ITEMS = 38  # ~40: nine full batches of 4 and one short, padded batch

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.storage import RunDir, check_run_dir_writable
+from pipeline.rundir.layout import RunDir, check_run_dir_writable
 from tests.conftest import REPO
 
 BUCKET = "reels"

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.cli import main
+from pipeline.driver.stopping import StopControl, deadline_from, items_before, parse_stop_at
 from pipeline.errors import ConfigError
-from pipeline.stopping import StopControl, deadline_from, items_before, parse_stop_at
 from tests.conftest import prompt_rows, write_manifest
 
 

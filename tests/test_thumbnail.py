@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from pipeline.actor.worker import BatchWorker, WorkerSpec
 from pipeline.config import EncodeSettings, RenderSettings
-from pipeline.job import sweep_clips
 from pipeline.outputs.encode import decode_clip
-from pipeline.outputs.thumbnail import LONG_SIDE, MAX_FRAMES, make_thumbnail, thumb_path
-from pipeline.plan import Batch
-from pipeline.storage import TMP_PREFIX, RunDir
-from pipeline.worker import BatchWorker, WorkerSpec
+from pipeline.outputs.thumbnail import LONG_SIDE, MAX_FRAMES, make_thumbnail
+from pipeline.plan.batches import Batch
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.storage import TMP_PREFIX
 from tests.test_render import _item
 
 
@@ -47,7 +47,7 @@ def test_worker_writes_thumbnail_and_clip_before_it_returns_the_row(tmp_path):
     rows = BatchWorker(spec).process(Batch(tuple(_item("p", s, model="null") for s in (1, 2)), 4))
     for row in rows:
         assert row["status"] == "ok"
-        thumb = thumb_path(run, row["key"])
+        thumb = run.thumb_path(row["key"])
         assert writes.index(thumb) < writes.index(row["uri"].removeprefix("file://"))
         assert decode_clip(open(thumb, "rb").read()).shape == (9, 64, 64, 3)
 
@@ -56,9 +56,9 @@ def test_sweep_removes_thumbnails_without_an_ok_row_and_temp_files(tmp_path):
     run = RunDir(str(tmp_path / "run"))
     keep, orphan = "ab" + "0" * 30, "cd" + "1" * 30
     for key in (keep, orphan):
-        run.write(thumb_path(run, key), b"webp")
+        run.write(run.thumb_path(key), b"webp")
     stray_tmp = run.path("thumbs", "ab", f"{TMP_PREFIX}123")
     run.write(stray_tmp, b"partial")
-    assert sweep_clips(run, pa.array([keep])) == 2
-    assert run.fs.exists(thumb_path(run, keep))
-    assert not run.fs.exists(thumb_path(run, orphan)) and not run.fs.exists(stray_tmp)
+    assert run.sweep(pa.array([keep])) == 2
+    assert run.fs.exists(run.thumb_path(keep))
+    assert not run.fs.exists(run.thumb_path(orphan)) and not run.fs.exists(stray_tmp)

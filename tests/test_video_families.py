@@ -12,13 +12,13 @@ import fsspec
 import pyarrow as pa
 import pytest
 
+from pipeline.actor.renderer import Renderer, to_uint8
 from pipeline.cli import main
 from pipeline.config import RenderSettings
 from pipeline.errors import ManifestError
-from pipeline.manifest import validate
 from pipeline.outputs.encode import decode_clip, frames_sha256
-from pipeline.plan import Batch, Item
-from pipeline.render import Renderer, to_uint8
+from pipeline.plan.batches import Batch, Item
+from pipeline.plan.manifest import validate
 from tests.conftest import read_catalog, write_manifest
 from tests.video_checkpoints import video_checkpoint_dir
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
-from pipeline.storage import (
+from pipeline.rundir.storage import (
     SINGLE_PUT_PROTOCOLS,
     TMP_PREFIX,
     Folder,

@@ -10,7 +10,7 @@ from pipeline.export.dest import Dest
 from pipeline.export.options import ExportOptions, ExportPlan
 from pipeline.export.source import Source
 from pipeline.export.units import ExportStats, write_units
-from pipeline.storage import RunDir
+from pipeline.rundir.layout import RunDir
 
 TARGETS = {"webdataset": webdataset, "hf": hf, "vbench": vbench, "files": files}
 NAMED_KINDS = ("vbench", "files")  # the targets --name-column applies to

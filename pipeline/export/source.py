@@ -20,9 +20,10 @@ from functools import cached_property
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.catalog import read_catalog
 from pipeline.errors import ConfigError
-from pipeline.storage import RunDir, describe_storage_error
+from pipeline.rundir.catalog import read_catalog
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.storage import describe_storage_error
 
 # JSON has one number type, and readers (pyarrow.json, pandas) turn an integer column
 # mixing values above 2**63 with small ones into float64: 2**64-1 would lose its value.

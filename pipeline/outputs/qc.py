@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
+
+from pipeline.schema import QC_FLAGS
 
 QC_MODES = ("flag", "fail", "off")
 QC_LONG_SIDE = 256
@@ -38,18 +39,7 @@ class Thresholds:
 
 THRESHOLDS = Thresholds()
 
-# Ledger / catalog columns (null with --qc off and for rows that failed before QC ran).
-SCORE_COLUMNS = (
-    ("qc_luma_mean", pa.float64()),  # mean luma of the clip
-    ("qc_luma_std", pa.float64()),  # luma std over all (subsampled) pixels of the clip
-    ("qc_black_frames", pa.int32()),
-    ("qc_white_frames", pa.int32()),
-    ("qc_flat_frames", pa.int32()),
-    ("qc_motion", pa.float64()),  # mean |frame - previous frame| (null for one frame)
-    ("qc_flicker", pa.float64()),  # see scores() (null under three frames)
-)
-FLAGS_COLUMN = "qc_flags"
-LEDGER_FIELDS = (*SCORE_COLUMNS, (FLAGS_COLUMN, pa.list_(pa.string())))
+# Its columns (null with --qc off and for rows that failed before QC ran): pipeline/schema.py.
 
 
 def luma(frames: np.ndarray) -> np.ndarray:
@@ -101,12 +91,12 @@ def check(frames: np.ndarray, mode: str) -> dict:
     if mode == "off":
         return {}
     measured = scores(frames)
-    return {**measured, FLAGS_COLUMN: flags(measured, len(frames))}
+    return {**measured, QC_FLAGS: flags(measured, len(frames))}
 
 
 def failure_reason(qc: dict) -> str:
     """The error of a row that --qc fail turns into `failed` ("" when it passes)."""
-    found = qc.get(FLAGS_COLUMN) or []
+    found = qc.get(QC_FLAGS) or []
     if not found:
         return ""
     detail = {

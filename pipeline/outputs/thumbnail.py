@@ -1,6 +1,6 @@
-"""A small animated poster per clip: `thumbs/<k0k1>/<key>.webp`, at most 160 px on the long
-side and 24 frames, made by the actor from the same frames as the clip (never rendered
-again), written before the item's ledger row and swept like clips."""
+"""A small animated poster per clip (in the run dir: `thumbs/<k0k1>/<key>.webp`), at most
+160 px on the long side and 24 frames, made by the actor from the same frames as the clip
+(never rendered again), written before the item's ledger row and swept like clips."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pipeline.outputs.encode import bitexact_args, run_ffmpeg
 LONG_SIDE = 160  # px; never upscaled
 MAX_FRAMES = 24  # every k-th frame, at fps / k: the same duration, a fraction of the bytes
 QUALITY = 50  # libwebp lossy quality: ~2-6 KB for 64x64 noise, a preview, not a clip
-THUMB_DIR = "thumbs"
-THUMB_EXT = "webp"
 
 
 def thumbnail_size(height: int, width: int) -> tuple[int, int]:
@@ -30,17 +28,8 @@ def make_thumbnail(frames: np.ndarray, fps: float) -> bytes:
     written = run_ffmpeg(
         frames[::step],
         fps / step,
-        f"thumb.{THUMB_EXT}",
+        "thumb.webp",
         args | bitexact_args(threads=1),
         filters=f"scale={width}:{height}:flags=area",
     )
     return written[0][1]
-
-
-def thumb_relpath(key: str) -> str:
-    """Relative to the run dir (the report links it this way)."""
-    return f"{THUMB_DIR}/{key[:2]}/{key}.{THUMB_EXT}"
-
-
-def thumb_path(run, key: str) -> str:
-    return run.path(*thumb_relpath(key).split("/"))

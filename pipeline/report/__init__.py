@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from pipeline.report.data import build_report_data
 from pipeline.report.page import render_page
-from pipeline.storage import RunDir
+from pipeline.rundir.layout import RunDir
 
 
 def render_report(catalog: pa.Table, context: dict) -> str:

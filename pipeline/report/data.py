@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
-from pipeline.outputs.qc import FLAGS_COLUMN
+from pipeline.schema import QC_FLAGS
 
 PROMPT_CHARS = 160  # per card; the catalog has the full prompt
 # Rows the contact sheet embeds (~110 bytes each): a 100,000-row run shows every row; a
@@ -84,7 +84,7 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
     failed = np.flatnonzero(pc.equal(catalog["status"], "failed").to_numpy(zero_copy_only=False))
     errors = catalog["error"].take(pa.array(failed, pa.int64())).to_pylist()
     names = set(catalog.column_names)
-    flags = catalog[FLAGS_COLUMN].to_pylist() if FLAGS_COLUMN in names else []
+    flags = catalog[QC_FLAGS].to_pylist() if QC_FLAGS in names else []
     if not pc.all(pc.match_substring_regex(catalog["key"], _KEY_RE2)).as_py():
         raise ValueError("catalog keys must be lowercase hex")  # keys become paths
     return {
@@ -124,9 +124,9 @@ def sample_rows(catalog: pa.Table, limit: int) -> pa.Table:
     if catalog.num_rows <= limit:
         return catalog
     marked = pc.equal(catalog["status"], "failed")
-    if FLAGS_COLUMN in catalog.column_names:
+    if QC_FLAGS in catalog.column_names:
         marked = pc.or_(
-            marked, pc.fill_null(pc.greater(pc.list_value_length(catalog[FLAGS_COLUMN]), 0), False)
+            marked, pc.fill_null(pc.greater(pc.list_value_length(catalog[QC_FLAGS]), 0), False)
         )
     marked = marked.to_numpy(zero_copy_only=False)
     keep = np.flatnonzero(marked)[:limit]

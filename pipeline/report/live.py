@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from pipeline.catalog import build_catalog, status_counts
-from pipeline.ledger import Ledger
 from pipeline.report import write_report
-from pipeline.storage import RunDir
+from pipeline.rundir.catalog import build_catalog, status_counts
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

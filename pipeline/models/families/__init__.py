@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.models.families import (
-    animatediff,
-    cogvideox,
-    hunyuan,
-    ltx,
-    mochi,
-    null,
-    tiny,
-    wan,
-)
+from pipeline.models.families import animatediff, cogvideox, hunyuan, ltx, mochi, null, tiny, wan
 from pipeline.models.families.base import Checkpoint, Family, Param
 
 MODULES = (

@@ -1,0 +1,158 @@
+"""The renderer inside a render actor: a planned batch -> uint8 frames. No Ray here."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from pipeline.actor.faults import Faults
+from pipeline.config import RenderSettings
+from pipeline.errors import RenderError
+from pipeline.models import resolve_model
+from pipeline.models.families.base import NEGATIVE_PREFIX
+from pipeline.models.loader import load_pipeline
+from pipeline.plan.batches import Batch
+from pipeline.schema import SEED_SPACE
+
+
+class EmbeddingCache:
+    """LRU of text -> embedding tensor; one encoder pass per distinct text per actor."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._entries: OrderedDict[str, object] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, texts, encode_one):
+        """Embeddings for `texts` (a list); encode_one(text) runs once per missing text.
+
+        Each text is encoded alone, so an embedding never depends on which other texts
+        missed the cache at the same moment (that depends on an actor's history)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._entries))
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        for text in missing:
+            self._entries[text] = encode_one(text)
+        found = []
+        for text in texts:
+            self._entries.move_to_end(text)
+            found.append(self._entries[text])
+        while len(self._entries) > max(self.capacity, len(set(texts))):
+            self._entries.popitem(last=False)
+        return found
+
+
+class Renderer:
+    """Holds one loaded pipeline; renders one planned batch per call."""
+
+    def __init__(self, model: str, settings: RenderSettings, faults: Faults | None = None):
+        self.settings = settings
+        self.faults = faults or Faults()
+        self.ref = resolve_model(model)
+        self.family = self.ref.family
+        if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
+            import torch
+
+            # Pinned, not inherited: the thread count changes a few uint8 values.
+            torch.set_num_threads(settings.threads)
+        self.pipe = load_pipeline(self.ref, settings)
+        self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
+
+    def render(self, batch: Batch) -> list[np.ndarray | RenderError]:
+        """uint8 frames (F, H, W, 3), or the item's own fatal error, for each real item of
+        the batch (padding discarded). A failure of the whole call raises RenderError."""
+        items = batch.padded()
+        self.faults.before_render(batch.items)
+        if self.ref.kind == "null":
+            return [
+                self.pipe.frames_for(i.prompt, i.seed % SEED_SPACE, i.num_frames, i.height, i.width)
+                for i in batch.items
+            ]
+        try:
+            if self.family.batch_pixel_safe:
+                frames = self._diffuse(items)
+            else:  # its text padding depends on batch-mates: one prompt per call
+                frames = np.concatenate([self._diffuse((item,)) for item in batch.items])
+        except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
+            raise classify_render_error(exc) from exc
+        frames = frames[: len(batch.items)]
+        for index, item in enumerate(batch.items):
+            if self.faults.hits("nan", item.prompt):
+                frames[index] = np.nan
+        return [_checked(clip) for clip in frames]
+
+    def _diffuse(self, items) -> np.ndarray:
+        import torch
+
+        first = items[0]
+        generators = [torch.Generator("cpu").manual_seed(i.seed % SEED_SPACE) for i in items]
+        kwargs = dict(
+            height=first.height,
+            width=first.width,
+            num_frames=first.num_frames,
+            num_inference_steps=first.num_inference_steps,
+            guidance_scale=first.guidance_scale,
+            generator=generators,
+            output_type="np",
+        )
+        kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
+        prompts = [i.prompt for i in items]
+        negatives = [i.negative_prompt for i in items]
+        if self.cache is None or self.family.encode_text is None:
+            kwargs.update(prompt=prompts, negative_prompt=negatives)
+        else:
+            kwargs.update(self._cached_args(prompts))
+            if self.family.needs_negative(first):
+                negative = self._cached_args(negatives)
+                kwargs.update({NEGATIVE_PREFIX + name: t for name, t in negative.items()})
+        with torch.inference_mode():
+            return self.pipe(**kwargs).frames
+
+    def _cached_args(self, texts) -> dict:
+        """The call arguments (prompt_embeds, masks, ...) for a batch of texts, each text's
+        tensors encoded alone and concatenated along the batch dimension."""
+        import torch
+
+        entries = self.cache.lookup(texts, self._encode_one)
+        return {name: torch.cat([e[name] for e in entries]) for name in entries[0]}
+
+    def _encode_one(self, text: str) -> dict:
+        import torch
+
+        with torch.inference_mode():
+            return self.family.encode_text(self.pipe, text)
+
+
+def _checked(frames: np.ndarray) -> np.ndarray | RenderError:
+    """Float frames in [0, 1] -> uint8 as diffusers does. NaN/inf is fatal (its uint8 cast is
+    undefined); constant or black output is a clip, judged by QC (pipeline/outputs/qc.py)."""
+    bad = frames.size - int(np.isfinite(frames).sum())
+    if bad:
+        share = f"{bad / frames.size:.1%}"
+        return RenderError(f"model output contains NaN or inf ({bad} values, {share})", False)
+    return to_uint8(frames)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def classify_render_error(exc: Exception) -> RenderError:
+    """Out-of-memory and device errors may pass on another attempt; bad parameters never."""
+    if isinstance(exc, RenderError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    retriable = isinstance(exc, MemoryError) or any(
+        marker in text for marker in ("out of memory", "CUDA error", "OutOfMemoryError")
+    )
+    return RenderError(text, retriable=retriable)
+
+
+def warm_imports(model: str) -> None:
+    """What an early actor does before it may load weights: the libraries' imports."""
+    if resolve_model(model).kind == "null":
+        return
+    import torch  # noqa: F401
+    from diffusers import DiffusionPipeline  # noqa: F401

@@ -1,0 +1,126 @@
+"""Per-batch work inside a render actor: render, then encode, hash and write each clip.
+
+Plain Python (no Ray), so the whole per-item path is testable in-process. Frames never
+leave this process: only a small result row per item goes back to the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from pipeline.actor.faults import Faults
+from pipeline.actor.renderer import Renderer
+from pipeline.config import EncodeSettings, RenderSettings
+from pipeline.errors import EncodeError, RenderError
+from pipeline.outputs import qc
+from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
+from pipeline.outputs.thumbnail import make_thumbnail
+from pipeline.plan.batches import Batch, Item
+from pipeline.rundir.layout import RunDir
+from pipeline.schema import WORKER_RESULT_COLUMNS
+
+# Outcomes a worker reports; the driver turns "retriable" into another attempt or "failed".
+OK, FATAL, RETRIABLE = "ok", "fatal", "retriable"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    model: str
+    render: RenderSettings
+    encode: EncodeSettings
+    run: RunDir
+    encode_workers: int = 2
+    faults: Faults = field(default_factory=Faults)
+    qc: str = "flag"  # "flag" | "fail" | "off" (pipeline/outputs/qc.py)
+
+
+def outcome(key: str, status: str, error: str = "", **measures) -> dict:
+    """One result row as the worker reports it (the driver adds attempts and the batch);
+    its columns are schema.WORKER_RESULT_COLUMNS, null where not measured."""
+    row = dict.fromkeys(WORKER_RESULT_COLUMNS)
+    row.update(key=key, status=status, error=error)
+    row["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    unknown = set(measures) - set(row)
+    if unknown:  # a column the schema does not own would be dropped by the ledger
+        raise ValueError(f"result columns not in pipeline/schema.py: {sorted(unknown)}")
+    row.update(measures)
+    return row
+
+
+class BatchWorker:
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.renderer = Renderer(spec.model, spec.render, spec.faults)
+        # Encoding runs in threads (each drives an ffmpeg process) so the next batch can
+        # render meanwhile; the lock keeps one batch at a time on the model.
+        self._encoders = ThreadPoolExecutor(max(1, spec.encode_workers), "encode")
+        self._render_lock = threading.Lock()
+
+    def process(self, batch: Batch) -> list[dict]:
+        with self._render_lock:
+            started = time.perf_counter()
+            try:
+                outputs = self.renderer.render(batch)
+            except RenderError as exc:
+                status = RETRIABLE if exc.retriable else FATAL
+                return [outcome(item.key, status, str(exc)) for item in batch.kept]
+            # Mates that are not wanted were rendered as padding (their planned batch's
+            # pixels): their outputs are dropped, and their time is the kept items' cost.
+            render_s = (time.perf_counter() - started) / len(batch.kept)
+        kept = set(batch.keys)
+        futures = [
+            self._encoders.submit(self.finish_item, item, frames, render_s)
+            for item, frames in zip(batch.items, outputs)
+            if item.key in kept
+        ]
+        return [future.result() for future in futures]
+
+    def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:
+        """Encode, hash and write one clip; the clip is on storage before we report ok."""
+        if isinstance(frames, RenderError):
+            return outcome(item.key, RETRIABLE if frames.retriable else FATAL, str(frames))
+        spec = self.spec
+        started = time.perf_counter()
+        if spec.faults.hits("black", item.prompt):
+            frames = np.zeros_like(frames)
+        checks = qc.check(frames, spec.qc)  # on the frames, before any encoding
+        reason = qc.failure_reason(checks) if spec.qc == "fail" else ""
+        if reason:  # nothing written: the sweep would remove it anyway
+            return outcome(item.key, FATAL, reason, render_s=render_s, **checks)
+        extra = (
+            {"vcodec": "promptreel-injected-fault"}
+            if spec.faults.hits("encode", item.prompt)
+            else None
+        )
+        try:
+            data = encode_clip(frames, item.fps, spec.encode, extra)
+            thumbnail = make_thumbnail(frames, item.fps)
+        except EncodeError as exc:
+            return outcome(item.key, FATAL, f"EncodeError: {exc}", render_s=render_s)
+        path = spec.run.clip_path(item.key, clip_extension(spec.encode.format))
+        try:
+            if spec.faults.hits("storage", item.prompt):
+                raise OSError("injected storage fault")
+            # Both before the result row exists: a kill in between only re-renders.
+            spec.run.write(spec.run.thumb_path(item.key), thumbnail)
+            spec.run.write(path, data)
+        except OSError as exc:
+            return outcome(item.key, RETRIABLE, f"storage error: {exc}", render_s=render_s)
+        return outcome(
+            item.key,
+            OK,
+            uri=spec.run.uri(path),
+            bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            frames_sha256=frames_sha256(frames),
+            render_s=render_s,
+            encode_s=time.perf_counter() - started,
+            **checks,
+        )

@@ -1,0 +1,335 @@
+"""The command line's arguments: the parser, and the RunConfig its flags become."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from pipeline.config import ClusterSettings, EncodeSettings, RenderSettings, RunConfig
+from pipeline.driver.stopping import add_stop_args, deadline_from
+from pipeline.errors import ConfigError
+from pipeline.models import describe as models
+from pipeline.models import resolve_model
+
+EPILOG = """exit codes: 0 all items ok; 2 bad input or configuration (nothing rendered);
+3 the run finished but some items failed (they are in the catalog with their error);
+4 stopped with items pending (--stop-at/--max-hours, SIGINT or SIGTERM): the catalog
+  lists them as pending, and the same command resumes.
+
+examples:
+  promptreel validate prompts.parquet
+  promptreel plan     prompts.parquet --out runs/r1
+  promptreel render   prompts.parquet --out runs/r1 --actors 2 --batch-size 4
+  promptreel status   runs/r1
+  promptreel models                                   # families: rules, defaults, params
+  promptreel render   prompts.parquet --out runs/r1     # after a crash: finishes the job
+  promptreel export   runs/r1 --to webdataset shards/   # also --to hf | vbench | files
+  promptreel render   prompts.parquet --out runs/r1 --stop-at 08:30   # exit 4 by then
+  promptreel status   runs/r1 --watch
+  promptreel demo"""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", help="Parquet, CSV or JSONL; a path or any fsspec URL")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="'tiny' (embedded random-weight Wan, built locally), 'null' (benchmark aid: "
+        "cheap frames, no diffusion), a local diffusers directory, or a hub id "
+        "(default: %(default)s); a hub id is pinned to a commit before planning, "
+        "'org/name@sha' names one. A manifest `model` column overrides it per row.",
+    )
+    parser.add_argument(
+        "--strict-seeds",
+        action="store_true",
+        help="treat seeds equal modulo 2**32 (same video: torch uses the low 32 bits) as errors",
+    )
+    parser.add_argument(
+        "--storage-options",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="fsspec options for the manifest and --out, e.g. '{\"anon\": false}'",
+    )
+
+
+def _add_render_args(parser: argparse.ArgumentParser) -> None:
+    d_render, d_encode, d_cluster = RenderSettings(), EncodeSettings(), ClusterSettings()
+    pixels = parser.add_argument_group("pixels (recorded in job.json; a resume must match)")
+    pixels.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="items per pipeline call; changes a few pixel values (default: the model "
+        "family's, see `promptreel models`)",
+    )
+    pixels.add_argument(
+        "--threads",
+        type=positive_int,
+        default=d_render.threads,
+        metavar="N",
+        help="torch threads per render actor, pinned (default: %(default)s)",
+    )
+    pixels.add_argument(
+        "--dtype",
+        default=d_render.dtype,
+        choices=("float32", "bfloat16", "float16"),
+        help="(default: %(default)s)",
+    )
+    pixels.add_argument(
+        "--device",
+        default=None,
+        choices=("cpu", "cuda"),
+        help="default: cuda when --gpus-per-actor > 0, else cpu",
+    )
+    pixels.add_argument(
+        "--compile", action="store_true", help="regional torch.compile (GPU; changes pixels)"
+    )
+    pixels.add_argument(
+        "--offload",
+        default="none",
+        choices=("none", "model", "sequential"),
+        help="CPU offload for big models on small GPUs (same pixels, slower)",
+    )
+    pixels.add_argument(
+        "--vae-tiling", action="store_true", help="decode in tiles: less memory, changes pixels"
+    )
+    pixels.add_argument(
+        "--format",
+        default=d_encode.format,
+        choices=("mp4", "webm", "gif", "webp", "png"),
+        help="clip container (default: %(default)s, H.264 yuv420p); webp is animated, png "
+        "is one zip of the frames as PNGs per clip",
+    )
+    cluster = parser.add_argument_group("cluster (never changes pixels)")
+    cluster.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray on 127.0.0.1)",
+    )
+    cluster.add_argument(
+        "--actors",
+        type=positive_int,
+        default=d_cluster.actors,
+        metavar="N",
+        help="render actors, one loaded pipeline each (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--gpus-per-actor",
+        type=non_negative,
+        default=d_cluster.gpus_per_actor,
+        metavar="G",
+        help="fractions allowed, e.g. 0.5 (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--cpus-per-actor",
+        type=non_negative,
+        default=d_cluster.cpus_per_actor,
+        metavar="C",
+        help="(default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--encode-workers",
+        type=positive_int,
+        default=d_cluster.encode_workers,
+        metavar="N",
+        help="concurrent ffmpeg encodes per actor (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--batch-timeout",
+        type=non_negative,
+        default=d_cluster.batch_timeout_s,
+        metavar="S",
+        help="an actor with no result for S seconds is presumed hung, killed and replaced; "
+        "its items retry (default: %(default)s; 0: never)",
+    )
+    runs = parser.add_argument_group("resume and failures")
+    runs.add_argument(
+        "--max-retries",
+        type=non_negative_int,
+        default=2,
+        metavar="N",
+        help="extra attempts for retriable failures (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="render again the items a previous run recorded as failed",
+    )
+    runs.add_argument(
+        "--flush-interval",
+        type=non_negative,
+        default=30.0,
+        metavar="S",
+        help="seconds between ledger checkpoints; a killed driver loses at most "
+        "this much work (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--qc",
+        default="flag",
+        choices=("flag", "fail", "off"),
+        help="quality checks on each clip's frames (black, white, flat, frozen, flicker): "
+        "flag records scores and qc_flags in the catalog, fail also makes a flagged row "
+        "failed, off skips them (default: %(default)s; not recorded in job.json)",
+    )
+    runs.add_argument(
+        "--report-interval",
+        type=non_negative,
+        default=300.0,
+        metavar="S",
+        help="rewrite report.html from the ledger every S seconds during the run "
+        "(default: %(default)s; 0: only at the end)",
+    )
+    runs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
+    runs.add_argument("--inject-fault", action="append", default=[], help=argparse.SUPPRESS)
+    add_stop_args(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promptreel",
+        description="Render a manifest of prompts and seeds into video clips on Ray, "
+        "resumably: kill it at any moment and run the same command again.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check every row before any GPU time")
+    _add_manifest_args(validate)
+
+    plan = commands.add_parser("plan", help="dry run: counts, shape buckets, done/pending")
+    _add_manifest_args(plan)
+    plan.add_argument("--out", default=None, help="run dir, to count what is already done")
+    plan.add_argument(
+        "--seconds-per-item",
+        type=non_negative,
+        default=None,
+        metavar="S",
+        help="estimate GPU-hours at this rate (default: measured, if --out has one)",
+    )
+    _add_render_args(plan)
+
+    render = commands.add_parser(
+        "render",
+        help="render everything not yet done",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_manifest_args(render)
+    render.add_argument("--out", required=True, help="run dir: a path or fsspec URL")
+    _add_render_args(render)
+    render.add_argument(
+        "--allow-version-change",
+        action="store_true",
+        help="resume a run dir rendered with other torch/diffusers/transformers versions "
+        "(job.json records the new ones; earlier clips keep the old numerics)",
+    )
+
+    status = commands.add_parser("status", help="ok / failed / pending of a run dir, rate, ETA")
+    status.add_argument("run", help="run dir")
+    status.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--watch", action="store_true", help="refresh until the run is complete (or Ctrl-C)"
+    )
+    status.add_argument(
+        "--interval", type=non_negative, default=5.0, metavar="S", help="(default: %(default)s)"
+    )
+    status.add_argument(
+        "--refreshes", type=positive_int, default=None, metavar="N", help="stop after N refreshes"
+    )
+
+    verify = commands.add_parser(
+        "verify", help="re-check clips against checksums and re-render a sample"
+    )
+    verify.add_argument("run", help="run dir")
+    verify.add_argument(
+        "--sample",
+        type=int,
+        default=2,
+        metavar="N",
+        help="items to re-render and compare frames_sha256 (default: %(default)s)",
+    )
+    verify.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
+
+    from pipeline.export.cli import add_parser as add_export_parser
+
+    add_export_parser(commands)
+    models.add_parser(commands)  # `promptreel models`: pipeline/models/describe.py
+
+    demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
+    demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
+    demo.add_argument("--actors", type=positive_int, default=1, help="(default: %(default)s)")
+    return parser
+
+
+def default_batch_size(model: str) -> int:
+    """The family's recommended batch size; a bad --model is reported where it is used."""
+    try:
+        return resolve_model(model).family.default_batch_size
+    except ConfigError:
+        return RenderSettings().batch_size
+
+
+def config_from_args(args) -> RunConfig:
+    device = args.device or ("cuda" if args.gpus_per_actor > 0 else "cpu")
+    return RunConfig(
+        manifest=args.manifest,
+        out=getattr(args, "out", None) or "",
+        render=RenderSettings(
+            model=args.model,
+            batch_size=args.batch_size or default_batch_size(args.model),
+            threads=args.threads,
+            dtype=args.dtype,
+            device=device,
+            compile=args.compile,
+            offload=args.offload,
+            vae_tiling=args.vae_tiling,
+        ),
+        encode=EncodeSettings(format=args.format),
+        cluster=ClusterSettings(
+            address=args.address,
+            actors=args.actors,
+            gpus_per_actor=args.gpus_per_actor,
+            cpus_per_actor=args.cpus_per_actor,
+            encode_workers=args.encode_workers,
+            batch_timeout_s=args.batch_timeout,
+        ),
+        storage_options=args.storage_options,
+        max_retries=args.max_retries,
+        retry_failed=args.retry_failed,
+        strict_seeds=args.strict_seeds,
+        allow_version_change=getattr(args, "allow_version_change", False),
+        flush_interval_s=args.flush_interval,
+        progress=not args.no_progress,
+        qc=args.qc,
+        report_interval_s=args.report_interval,
+        faults=tuple(args.inject_fault),
+        deadline=deadline_from(args.stop_at, args.max_hours, time.time()),
+        stop_grace_s=args.stop_grace,
+    )

@@ -1,0 +1,224 @@
+"""One render job from manifest to catalog. The steps flow one way:
+
+read + validate -> claim the run dir (job.json) -> plan (keys) + lock + ledger -> nothing
+pending? write the catalog and stop, without Ray -> start Ray and actors (while the batches
+are composed) -> render -> catalog.parquet, summary.json, report.html
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.actor.faults import Faults
+from pipeline.arrow_io import parquet_bytes
+from pipeline.config import RunConfig
+from pipeline.driver.startup import StartedUp, start_up
+from pipeline.driver.stopping import StopControl, prior_batch_seconds
+from pipeline.models import resolve_model
+from pipeline.outputs.encode import clip_extension
+from pipeline.plan.manifest import ValidatedManifest, load
+from pipeline.plan.planner import Plan, make_plan, pending_keys
+from pipeline.report import write_report
+from pipeline.report.live import LiveReport
+from pipeline.rundir import catalog as catalog_mod
+from pipeline.rundir.jobjson import claim_job
+from pipeline.rundir.layout import RunDir, check_run_dir_writable
+from pipeline.rundir.ledger import Ledger
+from pipeline.rundir.lock import DriverLock
+
+
+@dataclass(frozen=True)
+class JobResult:
+    counts: dict
+    wall_s: float
+    rendered: int
+    run: RunDir
+    stopped: str | None = None  # "deadline" | "SIGINT" | "SIGTERM" when stopped early
+    started_ray: bool = False  # False when nothing was pending
+
+    @property
+    def exit_code(self) -> int:
+        if self.counts.get("pending"):
+            return 4  # stopped with items pending: the same command resumes
+        return 3 if self.counts.get("failed") else 0
+
+
+def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
+    manifest = load_manifest(config)
+    return manifest, make_plan(manifest, config.render.batch_size)
+
+
+def load_manifest(config: RunConfig) -> ValidatedManifest:
+    """Read and validate (every problem by row, exit 2)."""
+    resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
+    return load(
+        config.manifest,
+        config.storage_options,
+        default_model=config.render.model,
+        strict_seeds=config.strict_seeds,
+    )
+
+
+def run_job(config: RunConfig, progress=None) -> JobResult:
+    """Render every pending item of the manifest into config.out; safe to re-run."""
+    started = time.time()
+    faults = Faults.parse(config.faults)  # a bad flag fails before any work
+    run = RunDir(config.out, config.storage_options)
+    # Before anything is started: a bad manifest or run dir exits 2 at once.
+    manifest = load_manifest(config)
+    check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
+    claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
+    stop = StopControl(config.deadline, config.stop_grace_s)
+    stop.install()  # until armed (Ray up), a signal interrupts as Ctrl-C: exit 130
+    lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
+    ledger = Ledger(run, config.flush_interval_s)
+    startup: StartedUp | None = None
+    rendered = 0
+    try:
+        plan = make_plan(manifest, config.render.batch_size)
+        lock.acquire()
+        finished = ledger.compact()
+        todo = pending_keys(plan, finished, config.retry_failed)
+        run.write(run.plan_keys, parquet_bytes(plan.items.select(["key"])))
+        if len(todo):  # else: no Ray at all, straight to the catalog
+            stop.prior = prior_batch_seconds(
+                finished, config.render.batch_size, config.cluster.batches_in_flight
+            )
+            startup = start_up(config, run, faults, stop, plan)
+            rendered = _render(config, run, plan, todo, ledger, lock, progress, stop, startup)
+        ledger.flush()  # the catalog and the sweep below read what the ledger holds
+        timings = startup.timings() if startup else None  # None: Ray never started
+        counts, stopped = _write_outputs(
+            config, run, plan, manifest, ledger, stop, started, rendered, timings
+        )
+    except KeyboardInterrupt as exc:
+        stop.reraise(exc)
+    finally:
+        if startup is not None:
+            startup.early.release(shutdown=False)  # actors nobody took
+        ledger.flush()
+        lock.release()
+        stop.restore()
+    return JobResult(
+        counts=counts,
+        wall_s=time.time() - started,
+        rendered=rendered,
+        run=run,
+        stopped=stopped,
+        started_ray=startup is not None,
+    )
+
+
+def _write_outputs(config, run, plan, manifest, ledger, stop, started, rendered, timings):
+    """The sweep, catalog.parquet, summary.json and report.html, from the ledger."""
+    results = with_current_uris(run, ledger.read(), clip_extension(config.encode.format))
+    run.sweep(results.filter(pc.equal(results["status"], "ok"))["key"])
+    catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
+    catalog = plan.with_planned_batches(catalog)
+    catalog_mod.write_catalog(run, catalog)
+    counts = catalog_mod.status_counts(catalog)
+    stopped = stop.reason if counts.get("pending") else None
+    summary = {
+        **_summary(config, plan, counts, rendered, time.time() - started),
+        "stopped": stopped,
+    }
+    # startup: the two overlapped parts (driver/startup.py), wall seconds each
+    catalog_mod.write_summary(run, {**summary, "startup": timings})
+    write_report(run, catalog, summary)  # the final one, after the catalog
+    return counts, stopped
+
+
+def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
+    """Clip URIs from where the run dir is now, so a moved or copied run dir still works."""
+    ok = results["status"].to_pylist()
+    uris = [
+        run.uri(run.clip_path(key, ext)) if status == "ok" else None
+        for key, status in zip(results["key"].to_pylist(), ok)
+    ]
+    index = results.schema.get_field_index("uri")
+    return results.set_column(index, "uri", pa.array(uris, pa.string()))
+
+
+def _render(config, run, plan, todo, ledger, lock, progress, stop, startup: StartedUp) -> int:
+    from pipeline.driver.executor import Dispatcher
+    from pipeline.driver.retry import RetryBook
+
+    started = time.time()
+    if progress is not None:
+        progress.start(len(todo))
+    book = RetryBook(config.max_retries)
+    rendered = 0
+    last_beat = time.monotonic()
+
+    def on_final(rows):
+        nonlocal rendered
+        rendered += len(rows)
+        if ledger.append(rows):
+            lock.heartbeat()
+        if progress is not None:
+            progress.advance(rows)
+
+    def on_tick():
+        nonlocal last_beat
+        if ledger.append([]) or time.monotonic() - last_beat > lock.ttl_s / 4:
+            lock.heartbeat()
+            last_beat = time.monotonic()
+        live.tick()  # report.html every config.report_interval_s, from the ledger
+
+    def report_context(counts):
+        return _summary(config, plan, counts, rendered, time.time() - started)
+
+    live = LiveReport(run, plan.rows, ledger, report_context, config.report_interval_s)
+
+    pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
+    models = pc.unique(pending_models).to_pylist()
+    models.sort(key=lambda model: model != config.render.model)  # the early actors' first
+    early = startup.early
+    try:
+        for model in models:
+            if stop.stopping:
+                break
+            dispatcher = Dispatcher(config.cluster, book, on_final, on_tick, gate=stop)
+            batches = plan.batches(todo, model=model)
+            dispatcher.run(early.spec_for(model), batches, actors=early.take_actors(model))
+    finally:
+        live.close()  # a live rewrite still running must not land after the final report
+    if progress is not None:
+        progress.close()
+    return rendered
+
+
+def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s: float) -> dict:
+    return {
+        "counts": counts,
+        "rows": plan.rows.num_rows,
+        "items": plan.items.num_rows,
+        "rendered_this_run": rendered,
+        "wall_s": round(wall_s, 3),
+        "items_per_s": round(rendered / wall_s, 3) if wall_s else None,
+        "manifest": config.manifest,
+        "model": config.render.model,
+        "render": asdict(config.render),
+        "encode": asdict(config.encode),
+        "qc": config.qc,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # From package metadata: importing torch here would cost the driver seconds.
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in ("torch", "diffusers", "ray", "pyarrow")},
+        },
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

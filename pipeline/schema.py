@@ -1,0 +1,139 @@
+"""Every column promptreel reads or writes, in one place.
+
+- manifest inputs: what a manifest may give (request fields, `id`, `priority`);
+- request fields: what decides an item (the key hashes them, with the model fingerprint);
+- result columns: what a worker reports per item and the ledger keeps (typed here);
+- catalog order: request columns, then results, then the manifest's passthrough columns.
+
+Reserved names are derived from these lists, never kept by hand: a manifest column that
+would land on a column promptreel writes (or on a namespace it will write, RESERVED_PREFIXES)
+is refused at validate. manifests/SCHEMA.md documents the rule.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pipeline.models.families import PARAM_NAMES as FAMILY_PARAM_NAMES
+
+# Torch's CPU generator (mt19937) uses only the low 32 bits of a seed; keys use this.
+SEED_SPACE = 2**32
+MAX_SEED = 2**64 - 1
+
+# --- manifest inputs --------------------------------------------------------------------
+INT_PARAMS = ("height", "width", "num_frames", "num_inference_steps")
+FLOAT_PARAMS = ("fps", "guidance_scale")
+PARAM_COLUMNS = ("height", "width", "num_frames", "fps", "num_inference_steps", "guidance_scale")
+# Family-specific per-row parameters (guidance_scale_2, decode_timestep, ...): one column
+# each, null for rows whose family does not take it (pipeline/models/families/).
+FAMILY_PARAM_COLUMNS = FAMILY_PARAM_NAMES
+# What decides an item (with the model's fingerprint); the key hashes these.
+REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
+REQUEST_FIELDS += FAMILY_PARAM_COLUMNS
+REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)  # what a manifest row asks for
+PRIORITY = "priority"  # orders dispatch only: never in the key or the composition
+MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY)  # every column a manifest may give
+# Read as text from CSV and JSONL, so ids like "007" and seeds above 2**63 stay exact.
+TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model")
+# The validated table: manifest row number, the request, then passthrough columns.
+ROW = "row"
+VALIDATED_COLUMNS = (ROW, "id", "prompt", "negative_prompt", "seed", "model")
+VALIDATED_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS, *FAMILY_PARAM_COLUMNS)
+
+# --- plan -----------------------------------------------------------------------------
+KEY = "key"
+ITEM_FIELDS = (KEY, *REQUEST_FIELDS)  # one distinct request
+# Parameters one pipeline call takes for the whole batch; items in a batch share them.
+BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
+BUCKET_FIELDS += FAMILY_PARAM_COLUMNS
+
+# --- results (ledger), in catalog order -----------------------------------------------
+QC_SCORE_COLUMNS = (
+    ("qc_luma_mean", pa.float64()),  # mean luma of the clip
+    ("qc_luma_std", pa.float64()),  # luma std over all (subsampled) pixels of the clip
+    ("qc_black_frames", pa.int32()),
+    ("qc_white_frames", pa.int32()),
+    ("qc_flat_frames", pa.int32()),
+    ("qc_motion", pa.float64()),  # mean |frame - previous frame| (null for one frame)
+    ("qc_flicker", pa.float64()),  # see outputs/qc.py scores() (null under three frames)
+)
+QC_FLAGS = "qc_flags"
+QC_FIELDS = (*QC_SCORE_COLUMNS, (QC_FLAGS, pa.list_(pa.string())))
+# The item's planned batch (plan/composition.py) and whether it was rendered outside it
+# (alone, after a retry in its planned batch failed too).
+BATCH_FIELDS = (("batch_id", pa.string()), ("batch_pos", pa.int32()), ("isolated", pa.bool_()))
+LEDGER_SCHEMA = pa.schema(
+    [
+        (KEY, pa.string()),
+        ("status", pa.string()),  # "ok" | "failed" (the catalog adds "pending")
+        ("error", pa.string()),
+        ("attempts", pa.int32()),
+        ("uri", pa.string()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("frames_sha256", pa.string()),
+        ("render_s", pa.float64()),
+        ("encode_s", pa.float64()),
+        ("finished_at", pa.string()),
+        *BATCH_FIELDS,
+        *QC_FIELDS,
+    ]
+)
+# What a worker reports for one item (the driver adds attempts and the batch columns).
+WORKER_RESULT_COLUMNS = tuple(
+    name for name in LEDGER_SCHEMA.names if name not in ("attempts", *dict(BATCH_FIELDS))
+)
+RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != KEY)
+
+# --- catalog --------------------------------------------------------------------------
+CATALOG_REQUEST_COLUMNS = ("id", KEY, *REQUEST_FIELDS)
+
+
+def catalog_columns(passthrough: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The catalog's columns, in order."""
+    return (*CATALOG_REQUEST_COLUMNS, *RESULT_COLUMNS, *passthrough)
+
+
+# --- reserved names -------------------------------------------------------------------
+# Columns promptreel writes that a manifest must not give (a passthrough column of that
+# name would replace ours in the catalog): every catalog column that is not an input.
+WRITTEN_COLUMNS = tuple(name for name in catalog_columns() if name not in MANIFEST_COLUMNS)
+RESERVED_COLUMNS = (ROW, *WRITTEN_COLUMNS)
+# Namespaces for columns promptreel writes now or will (QC, scores, thumbnails, media
+# inputs' hashes): a manifest column in one of them is refused too.
+RESERVED_PREFIXES = ("qc_", "score_", "thumb_", "media_")
+RESERVED_SUFFIXES = ("_sha256",)
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why a manifest column `name` is refused (None when it is free). Names are compared
+    case-insensitively: DuckDB, Spark and Hive read `Status` and `status` as one column."""
+    folded = name.strip().casefold()
+    if folded in (n.casefold() for n in MANIFEST_COLUMNS):
+        return (
+            None if folded == name else f"differs from {_closest(folded)!r} only in case or spaces"
+        )
+    if folded == ROW:
+        return "is reserved for the manifest row number"
+    if folded in RESERVED_COLUMNS:
+        return "is reserved for the catalog output"
+    for prefix in RESERVED_PREFIXES:
+        if folded.startswith(prefix):
+            return f"is reserved for the catalog output (promptreel writes the {prefix}* columns)"
+    for suffix in RESERVED_SUFFIXES:
+        if folded.endswith(suffix):
+            return f"is reserved for the catalog output (promptreel writes the *{suffix} columns)"
+    return None
+
+
+def _closest(folded: str) -> str:
+    return next(n for n in MANIFEST_COLUMNS if n.casefold() == folded)
+
+
+def free_name(name: str) -> str:
+    """A name to suggest for a refused manifest column: one that is free."""
+    stem = name.strip()
+    for candidate in (f"user_{stem}", f"user_{stem.casefold().replace('sha256', 'digest')}"):
+        if reserved_reason(candidate) is None:
+            return candidate
+    return "user_column"
