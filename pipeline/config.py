@@ -67,7 +67,7 @@ class RunConfig:
     max_retries: int = 2
     retry_failed: bool = False
     strict_seeds: bool = False
-    # Resume a run dir rendered with other torch/diffusers/transformers (see pipeline/pins.py).
+    # Resume a run dir rendered with other torch/diffusers/transformers (rundir/jobjson.py).
     allow_version_change: bool = False
     flush_interval_s: float = 30.0
     progress: bool = True
@@ -75,9 +75,9 @@ class RunConfig:
     # rows, "off" skips it. Not in the job fingerprint: it changes statuses, never pixels.
     qc: str = "flag"
     report_interval_s: float = 300.0  # report.html is rewritten this often during a run
-    # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/faults.py).
+    # Test-only fault injection, e.g. "crash:<prompt>" (see pipeline/actor/faults.py).
     faults: tuple[str, ...] = ()
-    # No batch starts that could not finish by then (epoch seconds; pipeline/stopping.py).
+    # No batch starts that could not finish by then (epoch seconds; pipeline/driver/stopping.py).
     deadline: float | None = None
     # After SIGINT/SIGTERM, in-flight batches get this long to finish, then are abandoned.
     stop_grace_s: float = 120.0

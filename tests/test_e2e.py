@@ -9,6 +9,7 @@ import fsspec
 import pyarrow.compute as pc
 import pytest
 
+from pipeline import schema
 from pipeline.cli import main
 from pipeline.outputs.encode import decode_clip
 from tests.conftest import prompt_rows, read_catalog, write_manifest
@@ -153,3 +154,23 @@ def test_ray_job_entrypoint_and_demo_command(tmp_path):
     rat = demo.filter(pc.equal(demo["prompt"], "anime, cute rat running in a forest"))
     assert 3048053658270753 in rat["seed"].to_pylist()
     assert set(demo["status"].to_pylist()) == {"ok"}
+
+
+def test_every_column_of_a_real_catalog_is_an_input_a_passthrough_or_refused(
+    two_shape_run, tmp_path, capsys
+):
+    """Walk the catalog of a real run: a manifest giving any column promptreel wrote there is
+    refused at validate (exit 2, naming it), so it can never replace promptreel's values."""
+    run, rows, _ = two_shape_run
+    written = [
+        name
+        for name in read_catalog(run).column_names
+        if name not in schema.MANIFEST_COLUMNS and name != "source"  # source: passthrough
+    ]
+    assert "status" in written and "qc_flags" in written
+    for name in written:
+        assert schema.reserved_reason(name), name
+        manifest = write_manifest(tmp_path / f"{name}.parquet", [{**rows[0], name: "mine"}])
+        capsys.readouterr()
+        assert main(["validate", str(manifest)]) == 2, name
+        assert f"column {name!r} is reserved" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Failures are data (issue 4, point 5): classified, retried, quarantined, re-tried later.
 
-Real faults from the test-only injector (pipeline/faults.py): `crash` ends the render
+Real faults from the test-only injector (pipeline/actor/faults.py): `crash` ends the render
 actor's process (os._exit) every time it meets its prompt; `nan` and `encode` are fatal
 on first sight; `storage` is retriable and keeps failing. The run renders in-process on
 the session's local Ray; nothing is mocked.

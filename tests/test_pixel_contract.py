@@ -1,7 +1,7 @@
 """Same request, same pixels BY DESIGN: on a model whose pixels move with batch-mates and
 position (tests/batchmates_model.py), a resume after a kill, retries after injected
 faults, and 1 vs 2 actors all reproduce a clean run's frames_sha256 exactly, because each
-item is always rendered in its planned batch (pipeline/composition.py). A stopped run
+item is always rendered in its planned batch (pipeline/plan/composition.py). A stopped run
 covers every prompt before any second seed, urgent rows (`priority`) first.
 """
 

@@ -4,6 +4,8 @@ A render of 38 tiny items runs as a real subprocess and is SIGKILLed at several 
 found by polling the run dir (never by sleeping): mid-run with the driver's own local Ray
 (a second driver is refused meanwhile), mid-resume joined to a shared Ray (taking over the
 dead driver's lock), and in the final phase (ledger complete, catalog not yet written).
+No kill races the run's end: the last planned batch hangs (test-only `hang` fault) in the
+first two, and the third driver blocks before its sweep (`pause:sweep`) until killed.
 The last resume must give a catalog identical, item by item, to an uninterrupted run,
 whatever the actor counts (1, 3 and 1 here against a baseline of 2).
 
@@ -26,6 +28,8 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import RunConfig
+from pipeline.driver.job import load_and_plan
 from pipeline.outputs.encode import decode_clip
 from pipeline.rundir.layout import RunDir, thumb_relpath
 from pipeline.rundir.ledger import Ledger
@@ -35,7 +39,7 @@ from tests.conftest import REPO, prompt_rows, read_catalog, write_manifest
 
 ITEMS = 38  # ~40: nine full batches of 4 and one short, padded batch
 FLUSH = "0.2"
-DECOYS = 10000  # a sweep deletes ~10k files/s here: a window of about a second
+DECOYS = 100  # temp files a killed write would leave: the resume must sweep them
 RENDER_FLAGS = ("--batch-size", "4", "--flush-interval", FLUSH, "--no-progress")
 
 # --- helpers shared by the fault tests -------------------------------------------------
@@ -177,6 +181,14 @@ def manifest(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def hang_last_batch(manifest) -> str:
+    """A fault that makes the last planned batch (dispatched last) hang: a run that has it
+    can never finish before the test kills it."""
+    _, plan = load_and_plan(RunConfig(manifest=str(manifest), out=""))
+    return f"--inject-fault=hang:{list(plan.batches())[-1].items[0].prompt}"
+
+
+@pytest.fixture(scope="module")
 def baseline(ray_local, manifest, tmp_path_factory):
     """An uninterrupted run of the same manifest (2 actors): (run dir, catalog)."""
     out = tmp_path_factory.mktemp("baseline") / "run"
@@ -185,7 +197,7 @@ def baseline(ray_local, manifest, tmp_path_factory):
 
 
 def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
-    ray_local, manifest, baseline, tmp_path, capsys
+    ray_local, manifest, baseline, hang_last_batch, tmp_path, capsys
 ):
     out = tmp_path / "run"
     address = ray_local.get_runtime_context().gcs_address
@@ -202,7 +214,7 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     # Kill 1: mid-run, the embedded default (the driver starts its own local Ray), 1 actor.
     # While it lives, `status` reads its progress and a second driver is refused.
     log = tmp_path / "kill1.log"
-    proc = start_render(manifest, out, "--actors", "1", *RENDER_FLAGS, log=log)
+    proc = start_render(manifest, out, "--actors", "1", hang_last_batch, *RENDER_FLAGS, log=log)
     poll(lambda: len(ledger_keys(out)) >= 8, proc, log)
     mark("kill1_8_recorded")
     live = run_status(RunDir(str(out)))
@@ -225,7 +237,15 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     # Kill 2: mid-resume (it takes the stale lock over), joined to a shared Ray, 3 actors.
     log = tmp_path / "kill2.log"
     proc = start_render(
-        manifest, out, "--actors", "3", "--address", address, *RENDER_FLAGS, log=log
+        manifest,
+        out,
+        "--actors",
+        "3",
+        "--address",
+        address,
+        hang_last_batch,
+        *RENDER_FLAGS,
+        log=log,
     )
     poll(lambda: len(ledger_keys(out)) >= len(recorded1) + 4, proc, log)
     kill_session(proc, take_snapshot)
@@ -239,19 +259,26 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     assert report["kill2"]["lost"] <= 3 * 2 * 4 + 4
 
     # Kill 3: the final phase. Every key is in the ledger, the catalog not yet written: the
-    # driver is sweeping clips/ of files no ledger row refers to. Planted temp files (as
-    # killed writes leave them) make that sweep long enough to be caught by polling.
+    # driver blocks before its sweep (test-only `pause:sweep`) and is killed there. The temp
+    # files planted in clips/ (as killed writes leave them) are then the resume's to sweep.
     decoys = out / "clips" / "00"
     decoys.mkdir(parents=True, exist_ok=True)
     for number in range(DECOYS):
         (decoys / f"{TMP_PREFIX}decoy-{number:05d}").touch()
     mark("decoys_planted")
-    first_decoy = decoys / f"{TMP_PREFIX}decoy-00000"
     log = tmp_path / "kill3.log"
     proc = start_render(
-        manifest, out, "--actors", "1", "--address", address, *RENDER_FLAGS, log=log
+        manifest,
+        out,
+        "--actors",
+        "1",
+        "--address",
+        address,
+        "--inject-fault=pause:sweep",
+        *RENDER_FLAGS,
+        log=log,
     )
-    poll(lambda: not first_decoy.exists(), proc, log, interval=0.005)
+    poll(lambda: b"paused before sweep" in log.read_bytes(), proc, log)
     kill_session(proc)
     wait_render_actors_gone()
     mark("kill3_killed")
@@ -260,6 +287,7 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     assert recorded3 == set(baseline[1]["key"].to_pylist())  # the ledger was complete
     _assert_not_rerendered(out, recorded2, clips2)
     report["kill3"] = {"recorded": len(recorded3), "decoys_left": len(os.listdir(decoys))}
+    assert report["kill3"]["decoys_left"] == DECOYS  # killed before the sweep
 
     # The last resume has nothing to render: it only writes the catalog (no Ray needed).
     assert run_in_process(manifest, out, "--actors", "2", *RENDER_FLAGS) == 0

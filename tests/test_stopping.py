@@ -1,4 +1,4 @@
-"""Deadline arithmetic and the dispatcher's gate (pipeline/stopping.py), without Ray; and
+"""Deadline arithmetic and the dispatcher's gate (pipeline/driver/stopping.py), without Ray; and
 `plan` showing what fits before a deadline."""
 
 from __future__ import annotations

@@ -8,17 +8,24 @@ and hang, PROMPT may also be an item key, to hit one request of a prompt),
   nan     the frames come back as NaN
   storage the clip write raises OSError (a storage blip)
   black   the frames come back black (for QC: flagged black, flat, frozen)
+and one for the driver, where PROMPT names a step of the job instead:
+  pause   at that step (`sweep`: every result is in the ledger, nothing swept, no catalog
+          yet) the driver says so on stderr and blocks until it is killed, so a test can
+          kill it exactly there, not within a timing window
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
 
-KINDS = ("crash", "hang", "encode", "nan", "storage", "black")
+KINDS = ("crash", "hang", "encode", "nan", "storage", "black", "pause")
+PAUSE_STEPS = ("sweep",)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class Faults:
             kind, sep, prompt = spec.partition(":")
             if not sep or kind not in KINDS:
                 raise ConfigError(f"--inject-fault {spec!r}: expected KIND:PROMPT, KIND in {KINDS}")
+            if kind == "pause" and prompt not in PAUSE_STEPS:
+                raise ConfigError(f"--inject-fault {spec!r}: pause at one of {PAUSE_STEPS}")
             rules.append((kind, prompt))
         return cls(tuple(rules))
 
@@ -46,3 +55,9 @@ class Faults:
                 os._exit(17)
             if self.hits("hang", item.prompt, item.key):
                 time.sleep(3600)
+
+    def pause(self, step: str) -> None:
+        """The driver's `pause` fault: announce the step, then block until killed."""
+        if self.hits("pause", step):
+            print(f"promptreel: paused before {step} (test fault)", file=sys.stderr, flush=True)
+            threading.Event().wait()

@@ -131,7 +131,7 @@ def _print_result(result) -> None:
         f"{verb} in {result.wall_s:.1f}s: {counts.get('ok', 0)} ok, "
         f"{counts.get('failed', 0)} failed{also_pending}"
         f" ({result.rendered} rendered this run)\n"
-        f"  clips:   {run.uri(run.path('clips'))}\n"
+        f"  clips:   {run.uri(run.clips_dir)}\n"
         f"  catalog: {run.uri(run.catalog)}\n"
         f"  summary: {run.uri(run.summary)}\n"
         f"  report:  {run.uri(run.report)}"

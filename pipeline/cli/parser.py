@@ -204,7 +204,7 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s; 0: only at the end)",
     )
     runs.add_argument("--no-progress", action="store_true", help="no progress bar")
-    # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/faults.py).
+    # Test-only: crash/hang/encode/nan/storage faults on one prompt (see pipeline/actor/faults.py).
     runs.add_argument("--inject-fault", action="append", default=[], help=argparse.SUPPRESS)
     add_stop_args(parser)
 

@@ -149,7 +149,7 @@ class Dispatcher:
         self.book = book
         self.on_final = on_final  # called with final ledger rows as they arrive
         self.on_tick = on_tick  # called about once a second (flush, heartbeat)
-        # When a batch may start, and when to stop (pipeline/stopping.py: deadline, signal).
+        # When a batch may start, and when to stop (pipeline/driver/stopping.py: deadline, signal).
         self.gate = gate or _AlwaysOpen()
 
     def _new_actor(self, spec: WorkerSpec):

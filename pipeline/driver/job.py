@@ -66,6 +66,20 @@ def load_manifest(config: RunConfig) -> ValidatedManifest:
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every step of one render job shares."""
+
+    config: RunConfig
+    run: RunDir
+    faults: Faults
+    manifest: ValidatedManifest
+    stop: StopControl
+    lock: DriverLock
+    ledger: Ledger
+    started: float
+
+
 def run_job(config: RunConfig, progress=None) -> JobResult:
     """Render every pending item of the manifest into config.out; safe to re-run."""
     started = time.time()
@@ -75,37 +89,42 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     manifest = load_manifest(config)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
-    stop = StopControl(config.deadline, config.stop_grace_s)
-    stop.install()  # until armed (Ray up), a signal interrupts as Ctrl-C: exit 130
-    lock = DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s))
-    ledger = Ledger(run, config.flush_interval_s)
+    job = _Job(
+        config,
+        run,
+        faults,
+        manifest,
+        StopControl(config.deadline, config.stop_grace_s),
+        DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s)),
+        Ledger(run, config.flush_interval_s),
+        started,
+    )
+    job.stop.install()  # until armed (Ray up), a signal interrupts as Ctrl-C: exit 130
     startup: StartedUp | None = None
     rendered = 0
     try:
         plan = make_plan(manifest, config.render.batch_size)
-        lock.acquire()
-        finished = ledger.compact()
+        job.lock.acquire()
+        finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)
         run.write(run.plan_keys, parquet_bytes(plan.items.select(["key"])))
         if len(todo):  # else: no Ray at all, straight to the catalog
-            stop.prior = prior_batch_seconds(
+            job.stop.prior = prior_batch_seconds(
                 finished, config.render.batch_size, config.cluster.batches_in_flight
             )
-            startup = start_up(config, run, faults, stop, plan)
-            rendered = _render(config, run, plan, todo, ledger, lock, progress, stop, startup)
-        ledger.flush()  # the catalog and the sweep below read what the ledger holds
+            startup = start_up(config, run, faults, job.stop, plan)
+            rendered = _render(job, plan, todo, progress, startup)
+        job.ledger.flush()  # the catalog and the sweep below read what the ledger holds
         timings = startup.timings() if startup else None  # None: Ray never started
-        counts, stopped = _write_outputs(
-            config, run, plan, manifest, ledger, stop, started, rendered, timings
-        )
+        counts, stopped = _write_outputs(job, plan, rendered, timings)
     except KeyboardInterrupt as exc:
-        stop.reraise(exc)
+        job.stop.reraise(exc)
     finally:
         if startup is not None:
             startup.early.release(shutdown=False)  # actors nobody took
-        ledger.flush()
-        lock.release()
-        stop.restore()
+        job.ledger.flush()
+        job.lock.release()
+        job.stop.restore()
     return JobResult(
         counts=counts,
         wall_s=time.time() - started,
@@ -116,19 +135,19 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     )
 
 
-def _write_outputs(config, run, plan, manifest, ledger, stop, started, rendered, timings):
+def _write_outputs(job: _Job, plan: Plan, rendered: int, timings: dict | None) -> tuple:
     """The sweep, catalog.parquet, summary.json and report.html, from the ledger."""
-    results = with_current_uris(run, ledger.read(), clip_extension(config.encode.format))
+    config, run = job.config, job.run
+    results = with_current_uris(run, job.ledger.read(), clip_extension(config.encode.format))
+    job.faults.pause("sweep")  # test-only: a kill with the ledger complete and nothing swept
     run.sweep(results.filter(pc.equal(results["status"], "ok"))["key"])
-    catalog = catalog_mod.build_catalog(plan.rows, results, manifest.passthrough)
+    catalog = catalog_mod.build_catalog(plan.rows, results, job.manifest.passthrough)
     catalog = plan.with_planned_batches(catalog)
     catalog_mod.write_catalog(run, catalog)
     counts = catalog_mod.status_counts(catalog)
-    stopped = stop.reason if counts.get("pending") else None
-    summary = {
-        **_summary(config, plan, counts, rendered, time.time() - started),
-        "stopped": stopped,
-    }
+    stopped = job.stop.reason if counts.get("pending") else None
+    summary = _summary(config, plan, counts, rendered, time.time() - job.started)
+    summary["stopped"] = stopped
     # startup: the two overlapped parts (driver/startup.py), wall seconds each
     catalog_mod.write_summary(run, {**summary, "startup": timings})
     write_report(run, catalog, summary)  # the final one, after the catalog
@@ -146,10 +165,11 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
     return results.set_column(index, "uri", pa.array(uris, pa.string()))
 
 
-def _render(config, run, plan, todo, ledger, lock, progress, stop, startup: StartedUp) -> int:
+def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp) -> int:
     from pipeline.driver.executor import Dispatcher
     from pipeline.driver.retry import RetryBook
 
+    config, ledger, lock, stop = job.config, job.ledger, job.lock, job.stop
     started = time.time()
     if progress is not None:
         progress.start(len(todo))
@@ -175,7 +195,7 @@ def _render(config, run, plan, todo, ledger, lock, progress, stop, startup: Star
     def report_context(counts):
         return _summary(config, plan, counts, rendered, time.time() - started)
 
-    live = LiveReport(run, plan.rows, ledger, report_context, config.report_interval_s)
+    live = LiveReport(job.run, plan.rows, ledger, report_context, config.report_interval_s)
 
     pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
     models = pc.unique(pending_models).to_pylist()

@@ -1,4 +1,4 @@
-"""Validate a manifest table (read by pipeline/readers.py), vectorised.
+"""Validate a manifest table (read by pipeline/plan/readers.py), vectorised.
 
 Every problem in every row is reported at once, by row number (from 0) and id.
 """
@@ -16,6 +16,7 @@ from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
 from pipeline.plan.readers import read_manifest
 from pipeline.schema import (
+    FAMILY_PARAM_COLUMNS,
     FLOAT_PARAMS,
     INT_PARAMS,
     MAX_SEED,
@@ -292,7 +293,8 @@ def _family_params(table, models, codes, families, resolved, problems) -> list[p
     """One column per family parameter: the row's value or its family's default; null for
     rows whose family does not take it (a row setting it anyway is a problem)."""
     columns = []
-    for name, param in PARAMS.items():
+    for name in FAMILY_PARAM_COLUMNS:  # the validated table's order (schema.py)
+        param = PARAMS[name]
         takes = np.array([name in family.param_names for family in families] + [False])[codes]
         defaults = [
             family.default_of(name) if name in family.param_names else np.nan for family in families

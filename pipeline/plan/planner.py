@@ -29,7 +29,7 @@ class Plan:
 
     @functools.cached_property
     def composition(self) -> Composition:
-        """The planned batches, over every item (see pipeline/composition.py)."""
+        """The planned batches, over every item (see pipeline/plan/composition.py)."""
         return Composition(self.items, BUCKET_FIELDS, self.batch_size)
 
     def _wanted(self, pending_keys: pa.Array | None, model: str | None) -> np.ndarray:

@@ -54,13 +54,13 @@ SCRIPT = r"""
     const fig = el("figure", "card st-" + status + (flags ? " flagged" : ""));
     fig.title = id + "\nseed " + seed + " \u00b7 " + status +
       (flags ? " \u00b7 QC: " + flags : "") + (error ? "\n" + error : "") + "\n" + prompt;
-    // Relative paths (keys are hex): the same layout as pipeline/outputs/thumbnail.py.
-    const shard = key.slice(0, 2) + "/" + key;
+    // Relative paths (keys are hex), as pipeline/rundir/layout.py lays them out.
+    const shard = "/" + key.slice(0, 2) + "/" + key;
     const box = el(status === "ok" ? "a" : "div", "thumb");
     if (status === "ok") {
-      box.href = "clips/" + shard + "." + data.ext;
+      box.href = data.clips_dir + shard + "." + data.ext;
       const img = el("img");
-      img.src = "thumbs/" + shard + ".webp";
+      img.src = data.thumbs_dir + shard + "." + data.thumb_ext;
       img.alt = "";
       box.appendChild(img);
     } else {

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
+from pipeline.rundir.layout import CLIPS_DIR, THUMB_EXT, THUMBS_DIR
 from pipeline.schema import QC_FLAGS
 
 PROMPT_CHARS = 160  # per card; the catalog has the full prompt
@@ -89,6 +90,10 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
         raise ValueError("catalog keys must be lowercase hex")  # keys become paths
     return {
         "ext": ext,
+        # where the page finds a key's files, relative to the run dir (rundir/layout.py)
+        "clips_dir": CLIPS_DIR,
+        "thumbs_dir": THUMBS_DIR,
+        "thumb_ext": THUMB_EXT,
         "id": _cleaned(catalog["id"]),
         "prompt": _cleaned(pc.utf8_slice_codeunits(catalog["prompt"], 0, PROMPT_CHARS)),
         "seed": pc.cast(catalog["seed"], pa.string()).to_pylist(),
