@@ -71,3 +71,11 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None, **kwargs)
 
 def read_catalog(run_dir: Path) -> pa.Table:
     return pq.read_table(run_dir / "catalog.parquet")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """One S3-compatible server (moto_server on 127.0.0.1) for the whole test run."""
+    from tests.support.s3 import moto_server
+
+    yield from moto_server(tmp_path_factory)

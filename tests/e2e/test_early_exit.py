@@ -28,7 +28,7 @@ import pytest
 from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.rundir.jobjson import job_fingerprint
 from tests.conftest import REPO, run_cli, write_manifest
-from tests.test_s3 import BUCKET, aws_env, cli, s3  # noqa: F401 - s3 is a fixture
+from tests.support.s3 import BUCKET, aws_env, cli
 
 RUNS = 8
 ABORT = "terminate called"

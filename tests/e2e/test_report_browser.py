@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.report.assets import CARDS_PER_PAGE
 from pipeline.report.data import clean
-from tests.report_fixture import HOSTILE, make_run_dir
+from tests.support.report_fixture import HOSTILE, make_run_dir
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -22,7 +22,7 @@ from pipeline.plan.manifest import (
     validate,
 )
 from pipeline.schema import VALIDATED_COLUMNS
-from tests.hub_cache import cache_model_index
+from tests.support.hub_cache import cache_model_index
 
 MAX = 2**64 - 1
 WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"

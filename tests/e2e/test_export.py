@@ -1,6 +1,6 @@
 """`promptreel export`: each target read back by its real consumer (webdataset, datasets'
 webdataset and videofolder builders, VBench's own lookup rules), from the session's
-source runs (tests/export_run.py)."""
+source runs (tests/support/export_run.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 
 from pipeline.cli import main
 from tests.conftest import read_catalog
-from tests.export_data import FAILING, PROMPTS
+from tests.support.export_data import FAILING, PROMPTS
 
-pytest_plugins = ("tests.export_run",)  # the session's source runs
+pytest_plugins = ("tests.support.export_run",)  # the session's source runs
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 

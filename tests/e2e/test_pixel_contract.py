@@ -1,5 +1,5 @@
 """Same request, same pixels BY DESIGN: on a model whose pixels move with batch-mates and
-position (tests/batchmates_model.py), a resume after a kill, retries after injected
+position (tests/support/batchmates_model.py), a resume after a kill, retries after injected
 faults, and 1 vs 2 actors all reproduce a clean run's frames_sha256 exactly, because each
 item is always rendered in its planned batch (pipeline/plan/composition.py). A stopped run
 covers every prompt before any second seed, urgent rows (`priority`) first.
@@ -14,9 +14,9 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import RenderSettings, RunConfig
 from pipeline.driver.job import load_and_plan
-from tests.batchmates_model import ensure_batchmates_model
 from tests.conftest import read_catalog, write_manifest
-from tests.test_resume import (
+from tests.support.batchmates_model import ensure_batchmates_model
+from tests.support.runs import (
     assert_exactly_once,
     by_id,
     kill_session,

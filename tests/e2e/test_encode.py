@@ -87,7 +87,7 @@ def test_png_run_stores_exactly_the_frames_it_hashed(ray_local, tmp_path):
     """Through a real render: --format png clips are zips whose PNGs decode to the very
     frames frames_sha256 hashed (lossless); webm/webp/gif runs go the same path."""
     from tests.conftest import prompt_rows, read_catalog, write_manifest
-    from tests.test_resume import assert_exactly_once, run_in_process
+    from tests.support.runs import assert_exactly_once, run_in_process
 
     rows = prompt_rows(3, prefix="png", height=64, width=64)
     manifest = write_manifest(tmp_path / "prompts.parquet", rows)

@@ -12,7 +12,7 @@ mochi), shrunk; tokenizers are built here, no hub:
 
     video_checkpoint_dir("mochi") -> Path of a diffusers directory, built on first use
 
-A module of its own beside tests/checkpoints.py (whose BUILDERS test_families.py renders
+A module of its own beside tests/support/checkpoints.py (whose BUILDERS test_families.py renders
 in one run with its own per-family tables), sharing its T5 and VERSION.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.models.tiny import byte_tokenizer, ensure_built
-from tests.checkpoints import VERSION, _t5
+from tests.support.checkpoints import VERSION, _t5
 
 _SEED = 20261201
 # Small enough to keep each checkpoint a few hundred KB; 32 is Mochi's VAE minimum

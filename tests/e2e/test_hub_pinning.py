@@ -1,7 +1,7 @@
 """Pinned weights (issue 9, part 3): a hub id resolves to a commit sha before planning.
 
 No network: a Hugging Face cache is built locally in the hub's own layout
-(`models--acme--house-video/{blobs,refs/main,snapshots/<sha>/}`, tests/hub_cache.py) in a
+(`models--acme--house-video/{blobs,refs/main,snapshots/<sha>/}`, tests/support/hub_cache.py) in a
 temp HF_HOME. Snapshot A holds the tiny Wan checkpoint, snapshot B the same
 with other transformer weights. The repo's name says nothing about its family: it has to
 come from the snapshot's model_index.json. Every render is a real subprocess with its own
@@ -26,7 +26,7 @@ from pipeline.errors import ConfigError
 from pipeline.models.hub import family_from_model_index, pin_hub_model
 from pipeline.outputs.encode import decode_clip
 from tests.conftest import REPO, prompt_rows, read_catalog, run_cli, write_manifest
-from tests.hub_cache import add_snapshot, point_ref
+from tests.support.hub_cache import add_snapshot, point_ref
 
 REPO_ID = "acme/house-video"
 SHA_A = "a1" * 20

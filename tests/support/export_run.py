@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import read_catalog
-from tests.export_data import manifest_rows, render
+from tests.support.export_data import manifest_rows, render
 
 
 @pytest.fixture(scope="session")

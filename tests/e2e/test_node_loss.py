@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.conftest import prompt_rows, read_catalog, write_manifest
-from tests.test_resume import (
+from tests.support.runs import (
     assert_exactly_once,
     by_id,
     kill_session,

@@ -19,7 +19,7 @@ import pytest
 from pipeline.config import RunConfig
 from pipeline.driver.job import load_and_plan
 from tests.conftest import prompt_rows, read_catalog, run_cli, write_manifest
-from tests.test_resume import (
+from tests.support.runs import (
     assert_exactly_once,
     by_id,
     ledger_keys,

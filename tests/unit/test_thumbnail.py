@@ -12,7 +12,7 @@ from pipeline.outputs.thumbnail import LONG_SIDE, MAX_FRAMES, make_thumbnail
 from pipeline.plan.batches import Batch
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.storage import TMP_PREFIX
-from tests.test_render import _item
+from tests.support.items import make_item as _item
 
 
 def _noise(shape):

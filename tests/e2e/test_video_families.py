@@ -20,7 +20,7 @@ from pipeline.outputs.encode import decode_clip, frames_sha256
 from pipeline.plan.batches import Batch, Item
 from pipeline.plan.manifest import validate
 from tests.conftest import read_catalog, write_manifest
-from tests.video_checkpoints import video_checkpoint_dir
+from tests.support.video_checkpoints import video_checkpoint_dir
 
 THREADS = 1
 STEPS = 2

@@ -5,7 +5,7 @@ The embedded tiny Wan's time embedding is 24 wide (2 heads x 12): at batch 2 tha
 through a scalar loop, so two identical samples differ by an ulp in a few elements. In
 the embedded model those ulps rarely reach a uint8 value. Here the VAE decoder's weights
 are doubled, which amplifies them: tens of uint8 values per clip move by 1 (measured in
-tests/test_pixel_contract.py). Built once, cached next to the tiny model, loaded through
+tests/e2e/test_pixel_contract.py). Built once, cached next to the tiny model, loaded through
 `--model DIR` like any checkpoint.
 """
 

@@ -15,8 +15,8 @@ from pipeline.outputs import qc
 from pipeline.plan.batches import Batch
 from pipeline.rundir.layout import thumb_relpath
 from tests.conftest import prompt_rows, read_catalog, write_manifest
-from tests.test_render import _item
-from tests.test_resume import assert_exactly_once, by_id, run_in_process
+from tests.support.items import make_item as _item
+from tests.support.runs import assert_exactly_once, by_id, run_in_process
 
 SHAPE = (9, 64, 64, 3)
 

@@ -1,4 +1,4 @@
-"""Every family end to end on a tiny local checkpoint (tests/checkpoints.py): one render run
+"""Every family end to end on a tiny local checkpoint (tests/support/checkpoints.py): one render run
 over a manifest mixing all of them, pixel parity with a plain diffusers call, batch-mates,
 and each family's rules refused at validate."""
 
@@ -17,8 +17,8 @@ from pipeline.cli import main
 from pipeline.errors import ManifestError
 from pipeline.outputs.encode import decode_clip
 from pipeline.plan.manifest import validate
-from tests.checkpoints import BUILDERS, DETECTED_FAMILY, checkpoint_dir
 from tests.conftest import read_catalog, run_cli, write_manifest
+from tests.support.checkpoints import BUILDERS, DETECTED_FAMILY, checkpoint_dir
 
 THREADS, STEPS, GUIDANCE = 2, 2, 5.0
 NEGATIVE = "blurry, static"

@@ -14,7 +14,7 @@ import time
 import psutil
 
 from tests.conftest import prompt_rows, write_manifest
-from tests.test_resume import clip_files, poll, render_actor_pids, session_processes, start_render
+from tests.support.runs import clip_files, poll, render_actor_pids, session_processes, start_render
 
 AFTER_KILL_S = 10.0  # the yardstick: what is still alive this long after a SIGKILL
 

@@ -13,7 +13,7 @@ from pipeline.report.page import json_for_script
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.ledger import Ledger
 from pipeline.schema import REQUEST_FIELDS
-from tests.report_fixture import make_run_dir
+from tests.support.report_fixture import make_run_dir
 
 
 def test_hostile_strings_never_reach_the_page_as_markup(tmp_path):

@@ -12,9 +12,9 @@ import pytest
 
 from pipeline.cli import main
 from tests.conftest import run_cli
-from tests.test_s3 import BUCKET, aws_env, cli, fs_for, requests, s3  # noqa: F401 - fixture
+from tests.support.s3 import BUCKET, aws_env, cli, fs_for, requests
 
-pytest_plugins = ("tests.export_run",)  # the session's source run
+pytest_plugins = ("tests.support.export_run",)  # the session's source run
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import json
 import pyarrow.compute as pc
 
 from tests.conftest import prompt_rows, read_catalog, write_manifest
-from tests.test_resume import assert_exactly_once, by_id, clip_files, run_in_process
+from tests.support.runs import assert_exactly_once, by_id, clip_files, run_in_process
 
 # One retry (the default is 2; see test_lock_ledger.py): every crash costs an actor start.
 FLAGS = (

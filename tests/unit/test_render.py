@@ -12,23 +12,9 @@ from pipeline.actor.renderer import Renderer
 from pipeline.actor.worker import BatchWorker, WorkerSpec
 from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.errors import RenderError
-from pipeline.plan.batches import Batch, Item
+from pipeline.plan.batches import Batch
 from pipeline.rundir.layout import RunDir
-
-
-def _item(prompt, seed, key=None, **params):
-    fields = dict(
-        negative_prompt="",
-        model="tiny",
-        height=64,
-        width=64,
-        num_frames=9,
-        fps=8.0,
-        num_inference_steps=4,
-        guidance_scale=5.0,
-    )
-    fields.update(params)
-    return Item(key or f"{prompt}-{seed}", prompt, fields.pop("negative_prompt"), seed, **fields)
+from tests.support.items import make_item as _item
 
 
 @pytest.fixture(scope="module")
