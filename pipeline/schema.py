@@ -58,6 +58,7 @@ QC_SCORE_COLUMNS = (
     ("qc_flicker", pa.float64()),  # see outputs/qc.py scores() (null under three frames)
 )
 QC_FLAGS = "qc_flags"
+QC_REPORTED = ("qc_luma_mean", "qc_luma_std", "qc_motion", "qc_flicker")  # report.html's table
 QC_FIELDS = (*QC_SCORE_COLUMNS, (QC_FLAGS, pa.list_(pa.string())))
 # The item's planned batch (plan/composition.py) and whether it was rendered outside it
 # (alone, after a retry in its planned batch failed too).

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
 from pipeline.rundir.layout import CLIPS_DIR, THUMB_EXT, THUMBS_DIR
-from pipeline.schema import QC_FLAGS
+from pipeline.schema import QC_FLAGS, QC_REPORTED
 
 PROMPT_CHARS = 160  # per card; the catalog has the full prompt
 # Rows the contact sheet embeds (~110 bytes each): a 100,000-row run shows every row; a
@@ -170,7 +170,7 @@ def _flagged_rows(catalog: pa.Table, flags: dict[int, list[str]]) -> list[dict]:
     positions = sorted(flags)[:FLAGGED_LISTED]
     if not positions:
         return []
-    wanted = ["id", "status", "qc_luma_mean", "qc_luma_std", "qc_motion", "qc_flicker"]
+    wanted = ["id", "status", *QC_REPORTED]
     table = catalog.take(pa.array(positions)).select(wanted)
     return [{**row, "flags": flags[i]} for row, i in zip(table.to_pylist(), positions)]
 

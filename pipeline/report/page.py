@@ -12,6 +12,7 @@ import json
 from pipeline.report.assets import SCRIPT, STYLE
 from pipeline.report.chart import throughput_svg
 from pipeline.report.data import ReportData, clean
+from pipeline.schema import QC_FLAGS, QC_REPORTED
 
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
 CSP = (
@@ -69,9 +70,9 @@ def _qc(data: ReportData) -> str:
     summary = ", ".join(f"{text(n)}: {c}" for n, c in data.flag_counts.items())
     rows = "".join(
         f"<tr><td><bdi>{text(r['id'])}</bdi></td><td>{text(r['status'])}</td>"
-        f"<td>{text(' '.join(r['flags']))}</td><td>{_score(r['qc_luma_mean'])}</td>"
-        f"<td>{_score(r['qc_luma_std'])}</td><td>{_score(r['qc_motion'])}</td>"
-        f"<td>{_score(r['qc_flicker'])}</td></tr>"
+        f"<td>{text(' '.join(r['flags']))}</td>"
+        + "".join(f"<td>{_score(r[name])}</td>" for name in QC_REPORTED)
+        + "</tr>"
         for r in data.flagged
     )
     more = data.flagged_total - len(data.flagged)
@@ -81,7 +82,7 @@ def _qc(data: ReportData) -> str:
         "<table><thead><tr><th>id</th><th>status</th><th>flags</th><th>luma mean</th>"
         "<th>luma std</th><th>motion</th><th>flicker</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
-        + (f"<p>... and {more} more in catalog.parquet (qc_flags).</p>" if more > 0 else "")
+        + (f"<p>... and {more} more in catalog.parquet ({QC_FLAGS}).</p>" if more > 0 else "")
     )
 
 
