@@ -28,9 +28,10 @@ browser:
 
 # tests/unit: plain Python, no Ray, no CLI subprocess that renders (seconds); tests/e2e: real
 # Ray, real subprocesses, signals, S3, Chromium. Helpers live in tests/support.
+# Three xdist workers, a file each at a time: e2e files wait on Ray and subprocesses.
 test: $(STAMP) browser
 	$(BIN)/ruff check pipeline jobs tests bench
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -23,6 +23,32 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="promptreel-test-hf-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
+# The longest e2e files (measured, issue 15) start first, so that under pytest-xdist
+# (`make test`: -n 3 --dist loadfile) none of them starts last and runs alone.
+SLOW_FIRST = (
+    "test_clean_stops.py",
+    "test_hub_pinning.py",
+    "test_pixel_contract.py",
+    "test_resume.py",
+    "test_faults.py",
+    "test_node_loss.py",
+    "test_e2e.py",
+    "test_families.py",
+    "test_s3.py",
+    "test_early_exit.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Slow e2e files first, then the other e2e files, then the unit tests; the order
+    inside a file is kept (its module fixtures are shared)."""
+
+    def rank(item) -> tuple:
+        path = item.path
+        slow = SLOW_FIRST.index(path.name) if path.name in SLOW_FIRST else len(SLOW_FIRST)
+        return (path.parent.name != "e2e", slow)
+
+    items.sort(key=rank)  # stable: files stay contiguous, their tests in order
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,15 @@
 work finishes, or is abandoned after --stop-grace), a second signal (stops at once); each
 exits 4 and a resume gives the same pixels as an uninterrupted run. `status --watch`.
 
-Real subprocesses; progress is found by polling the run dir, never by sleeping. A batch
-is made to hang (the test-only `hang` fault) where a test needs work that never finishes.
+Real subprocesses; progress is found by polling the run dir, never by sleeping. The last
+planned batch is made to hang (the test-only `hang` fault) wherever a signal must land
+before the run could end. The null model: the stopping machinery is under test here, not
+the diffusion (its frames are still a pure function of the request, compared on resume).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,7 +19,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.config import RunConfig
+from pipeline.config import RenderSettings, RunConfig
 from pipeline.driver.job import load_and_plan
 from tests.conftest import prompt_rows, read_catalog, run_cli, write_manifest
 from tests.support.runs import (
@@ -29,7 +32,8 @@ from tests.support.runs import (
 )
 
 ITEMS = 32  # 8 batches of 4: a stop after the first results leaves most pending
-FLAGS = ("--batch-size", "4", "--flush-interval", "0.2", "--no-progress")
+FLAGS = ("--model", "null", "--batch-size", "4", "--flush-interval", "0.2", "--no-progress")
+PLANNED = RunConfig(manifest="", out="", render=RenderSettings(model="null", batch_size=4))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def baseline(ray_local, manifest, tmp_path_factory):
 @pytest.fixture(scope="module")
 def last_batch(manifest) -> tuple[str, set[str]]:
     """A prompt of the last planned batch (dispatched last) and that batch's keys."""
-    _, plan = load_and_plan(RunConfig(manifest=str(manifest), out=""))
+    _, plan = load_and_plan(dataclasses.replace(PLANNED, manifest=str(manifest)))
     batch = list(plan.batches(plan.items["key"]))[-1]
     return batch.items[0].prompt, set(batch.keys)
 
@@ -107,9 +111,12 @@ def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
     out = tmp_path / "run"
     ids = [f"stop-{i}" for i in range(ITEMS)]
 
-    # SIGINT once, mid-run: no new batch starts, those in flight finish, catalog, exit 4.
+    # SIGINT once, mid-run: no new batch starts, those in flight finish (the hung last one
+    # is abandoned after --stop-grace: it keeps the run from ending first), catalog, exit 4.
+    hang_prompt, hung_keys = last_batch
+    hang = ("--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "2")
     log = tmp_path / "sigint.log"
-    proc = start_render(manifest, out, *FLAGS, log=log)
+    proc = start_render(manifest, out, *FLAGS, *hang, log=log)
     wait_for(lambda: (out / "_state").exists() and ledger_keys(out), proc, log)
     os.kill(proc.pid, signal.SIGINT)
     assert finish(proc, log) == 4
@@ -117,10 +124,8 @@ def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
     assert counts["ok"] >= 4
 
     # SIGTERM once while the last batch hangs: it is abandoned after --stop-grace.
-    hang_prompt, hung_keys = last_batch
     log = tmp_path / "sigterm.log"
-    flags = (*FLAGS, "--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "2")
-    proc = start_render(manifest, out, *flags, log=log)
+    proc = start_render(manifest, out, *FLAGS, *hang, log=log)
     others = set(read_catalog(out)["key"].to_pylist()) - hung_keys
     wait_for(lambda: others <= ledger_keys(out), proc, log)  # only the hung batch in flight
     os.kill(proc.pid, signal.SIGTERM)
@@ -151,5 +156,5 @@ def test_second_signal_stops_at_once_and_resume_matches(manifest, baseline, last
 
 
 def _all_keys(manifest) -> set[str]:
-    _, plan = load_and_plan(RunConfig(manifest=str(manifest), out=""))
+    _, plan = load_and_plan(dataclasses.replace(PLANNED, manifest=str(manifest)))
     return set(plan.items["key"].to_pylist())
