@@ -60,8 +60,8 @@ def encode_costs(repeat: int) -> list[dict]:
 def report_costs(rows: int, repeat: int) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tests.report_fixture import make_run_dir
-    from tests.test_report_browser import CHROMIUM_ARGS
+    from tests.e2e.test_report_browser import CHROMIUM_ARGS
+    from tests.support.report_fixture import make_run_dir
 
     work = Path(tempfile.mkdtemp(prefix="promptreel-bench-report-"))
     try:
