@@ -79,7 +79,9 @@ def test_hung_batch_is_killed_after_batch_timeout_and_the_run_finishes(ray_local
     out = tmp_path / "run"
     # One retry: killing the hung actor also loses the batch queued behind it, which then
     # succeeds alone; the hung row hangs again alone and is quarantined.
-    flags = ("--actors", "1", "--max-retries", "1", "--batch-size", "1", "--no-progress")
+    # The null model: a hung batch, a killed actor and its replacement are under test.
+    flags = ("--model", "null", "--actors", "1", "--max-retries", "1", "--batch-size", "1")
+    flags += ("--no-progress",)
     hang = f"--inject-fault=hang:{rows[1]['prompt']}"
     assert run_in_process(manifest, out, *flags, "--batch-timeout", "8", hang) == 3
     status = by_id(read_catalog(out), "status", "attempts", "error")

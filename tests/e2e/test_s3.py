@@ -43,6 +43,8 @@ def test_render_status_resume_in_bucket(s3):
         manifest,
         "--out",
         out,
+        "--model",
+        "null",  # storage is under test here, not the diffusion
         "--no-progress",
         "--flush-interval",
         "1",
@@ -66,6 +68,8 @@ def test_render_status_resume_in_bucket(s3):
         manifest,
         "--out",
         out,
+        "--model",
+        "null",
         "--no-progress",
         "--retry-failed",
         "--storage-options",
