@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
-import threading
 
 import fsspec
 import pyarrow as pa
@@ -392,24 +390,3 @@ def test_jsonl_lone_surrogate_is_reported_by_line(tmp_path):
     with pytest.raises(ManifestError) as info:
         read_manifest(str(path))
     assert "line 2: prompt: invalid unicode (a lone surrogate escape)" in str(info.value)
-
-
-@pytest.mark.parametrize("name", ["m.csv", "m.csv.gz"])
-def test_a_manifest_on_a_pipe_is_read_to_its_end(tmp_path, name):
-    """A FIFO (or `<(zcat ...)`) cannot seek: it is read as a stream, then decompressed."""
-    fifo = tmp_path / name
-    os.mkfifo(fifo)
-    data = b"prompt,seed\na cat,1\na dog,2\n"
-    data = gzip.compress(data) if name.endswith(".gz") else data
-
-    def write():
-        with open(fifo, "wb") as handle:  # blocks until the reader opens the FIFO
-            handle.write(data[:5])
-            handle.flush()
-            handle.write(data[5:])
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    table = read_manifest(str(fifo))
-    writer.join()
-    assert table.column("prompt").to_pylist() == ["a cat", "a dog"]
