@@ -57,6 +57,11 @@ def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def ledger_part_sequence(path: str) -> int:
+    """The write order of a ledger part, from its name (RunDir.ledger_part makes it)."""
+    return int(_name(path).split("-")[1])
+
+
 def is_leftover(path: str) -> bool:
     return _name(path).startswith(LEFTOVER_PREFIXES)
 

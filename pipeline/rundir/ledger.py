@@ -15,14 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.arrow_io import native_reader, parquet_bytes
-from pipeline.rundir.layout import LEDGER_PART_PREFIX, RunDir
+from pipeline.rundir.layout import LEDGER_PART_PREFIX, RunDir, ledger_part_sequence
 from pipeline.schema import LEDGER_SCHEMA
 
 READ_ATTEMPTS = 5  # a reader racing a compaction re-lists the parts
-
-
-def _part_sequence(path: str) -> int:
-    return int(path.rsplit("/", 1)[-1].split("-")[1])
 
 
 def _read_part(data: bytes, schema: pa.Schema) -> pa.Table:
@@ -59,7 +55,7 @@ class Ledger:
         # A sequence number, not a clock, orders parts: one driver at a time holds the lock.
         if self._next_sequence is None:
             paths = self.part_paths()
-            self._next_sequence = _part_sequence(paths[-1]) + 1 if paths else 0
+            self._next_sequence = ledger_part_sequence(paths[-1]) + 1 if paths else 0
         self._next_sequence += 1
         return self.run.ledger_part(self._next_sequence - 1)
 
