@@ -103,7 +103,9 @@ def _read_stream(path: str) -> bytes:
     chunks = []
     try:
         while True:
-            ready, _, _ = select.select([fd, wake_r], [], [])  # back in Python: handlers run
+            # Back in Python at least every 0.2 s, so a signal whose wakeup byte was missed
+            # (it came before set_wakeup_fd) is still handled; the wakeup fd makes it prompt.
+            ready, _, _ = select.select([fd, wake_r], [], [], 0.2)
             if wake_r in ready:
                 os.read(wake_r, 512)
             if fd in ready:
