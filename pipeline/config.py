@@ -57,6 +57,21 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class MediaLimits:
+    """Limits on each media cell (image, last_image), checked before any GPU time and again
+    where actors fetch. Not in the job fingerprint: they refuse inputs, never move pixels."""
+
+    max_bytes: int = 50 * 2**20  # per file
+    max_pixels: int = 40_000_000  # width * height, read from the header: bombs never decode
+    min_side: int = 16  # a 1x1 image is a mistake, not a first frame
+    timeout_s: float = 30.0  # connect and read, per fetch
+    max_redirects: int = 5
+    # http(s) URLs resolving to loopback, private or link-local addresses (a cloud's
+    # metadata service) are refused unless this is set (--allow-private-urls).
+    allow_private_urls: bool = False
+
+
+@dataclass(frozen=True)
 class RunConfig:
     manifest: str
     out: str
@@ -81,3 +96,7 @@ class RunConfig:
     deadline: float | None = None
     # After SIGINT/SIGTERM, in-flight batches get this long to finish, then are abandoned.
     stop_grace_s: float = 120.0
+    media: MediaLimits = field(default_factory=MediaLimits)
+    # How a media row's image is fitted to its size when the row has no `resize` cell
+    # (pipeline/media/fit.py); recorded per row in the key, so not in the fingerprint.
+    resize: str = "crop"

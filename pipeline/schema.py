@@ -27,22 +27,30 @@ PARAM_COLUMNS = ("height", "width", "num_frames", "fps", "num_inference_steps", 
 # Family-specific per-row parameters (guidance_scale_2, decode_timestep, ...): one column
 # each, null for rows whose family does not take it (pipeline/models/families/).
 FAMILY_PARAM_COLUMNS = FAMILY_PARAM_NAMES
-# What decides an item (with the model's fingerprint); the key hashes these.
+# Media inputs of conditioned families (image-to-video, first-and-last frame): each cell a
+# local path or any fsspec URL. The key hashes their content (MEDIA_HASH_COLUMNS), never the
+# URL; `resize` says how an image is fitted to the row's size (pipeline/media/fit.py).
+MEDIA_COLUMNS = ("image", "last_image")
+MEDIA_HASH_SUFFIX = "_sha256"
+MEDIA_HASH_COLUMNS = tuple(name + MEDIA_HASH_SUFFIX for name in MEDIA_COLUMNS)
+RESIZE = "resize"
+# What decides an item (with the model's fingerprint); the key hashes these (media by content).
 REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
-REQUEST_FIELDS += FAMILY_PARAM_COLUMNS
+REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE)
 REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)  # what a manifest row asks for
 PRIORITY = "priority"  # orders dispatch only: never in the key or the composition
 MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY)  # every column a manifest may give
 # Read as text from CSV and JSONL, so ids like "007" and seeds above 2**63 stay exact.
-TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model")
+TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *MEDIA_COLUMNS, RESIZE)
 # The validated table: manifest row number, the request, then passthrough columns.
 ROW = "row"
 VALIDATED_COLUMNS = (ROW, "id", "prompt", "negative_prompt", "seed", "model")
 VALIDATED_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS, *FAMILY_PARAM_COLUMNS)
+VALIDATED_COLUMNS += (*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS)
 
 # --- plan -----------------------------------------------------------------------------
 KEY = "key"
-ITEM_FIELDS = (KEY, *REQUEST_FIELDS)  # one distinct request
+ITEM_FIELDS = (KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)  # one distinct request
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
 BUCKET_FIELDS += FAMILY_PARAM_COLUMNS
@@ -87,7 +95,7 @@ WORKER_RESULT_COLUMNS = tuple(
 RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != KEY)
 
 # --- catalog --------------------------------------------------------------------------
-CATALOG_REQUEST_COLUMNS = ("id", KEY, *REQUEST_FIELDS)
+CATALOG_REQUEST_COLUMNS = ("id", KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)
 
 
 def catalog_columns(passthrough: tuple[str, ...] = ()) -> tuple[str, ...]:

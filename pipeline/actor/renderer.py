@@ -7,12 +7,14 @@ from collections import OrderedDict
 import numpy as np
 
 from pipeline.actor.faults import Faults
+from pipeline.actor.media import MediaFetcher
 from pipeline.config import RenderSettings
 from pipeline.errors import RenderError
+from pipeline.media.source import MediaError
 from pipeline.models import resolve_model
 from pipeline.models.families.base import NEGATIVE_PREFIX
 from pipeline.models.loader import load_pipeline
-from pipeline.plan.batches import Batch
+from pipeline.plan.batches import Batch, Item
 from pipeline.schema import SEED_SPACE
 
 
@@ -47,9 +49,16 @@ class EmbeddingCache:
 class Renderer:
     """Holds one loaded pipeline; renders one planned batch per call."""
 
-    def __init__(self, model: str, settings: RenderSettings, faults: Faults | None = None):
+    def __init__(
+        self,
+        model: str,
+        settings: RenderSettings,
+        faults: Faults | None = None,
+        media: MediaFetcher | None = None,
+    ):
         self.settings = settings
         self.faults = faults or Faults()
+        self.media = media or MediaFetcher()
         self.ref = resolve_model(model)
         self.family = self.ref.family
         if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
@@ -70,20 +79,31 @@ class Renderer:
                 self.pipe.frames_for(i.prompt, i.seed % SEED_SPACE, i.num_frames, i.height, i.width)
                 for i in batch.items
             ]
+        if not self.family.batch_pixel_safe:  # batch-mates would change pixels: one per call
+            return [self._render_alone(item) for item in batch.items]
         try:
-            if self.family.batch_pixel_safe:
-                frames = self._diffuse(items)
-            else:  # its text padding depends on batch-mates: one prompt per call
-                frames = np.concatenate([self._diffuse((item,)) for item in batch.items])
+            frames = self._diffuse(items)
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
-        frames = frames[: len(batch.items)]
-        for index, item in enumerate(batch.items):
-            if self.faults.hits("nan", item.prompt):
-                frames[index] = np.nan
-        return [_checked(clip) for clip in frames]
+        return [self._finished(item, clip) for item, clip in zip(batch.items, frames)]
 
-    def _diffuse(self, items) -> np.ndarray:
+    def _render_alone(self, item: Item) -> np.ndarray | RenderError:
+        """One item in its own call; its media problems are its own error, not the batch's."""
+        try:
+            media = self.media.inputs(item)
+        except MediaError as exc:
+            return RenderError(f"{item.media_names()}: {exc}", exc.retriable)
+        try:
+            return self._finished(item, self._diffuse((item,), media)[0])
+        except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
+            raise classify_render_error(exc) from exc
+
+    def _finished(self, item: Item, frames: np.ndarray) -> np.ndarray | RenderError:
+        if self.faults.hits("nan", item.prompt):
+            frames = np.full_like(frames, np.nan)
+        return _checked(frames)
+
+    def _diffuse(self, items, media: dict | None = None) -> np.ndarray:
         import torch
 
         first = items[0]
@@ -98,6 +118,7 @@ class Renderer:
             output_type="np",
         )
         kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
+        kwargs.update(media or {})  # image, last_image: fitted to (height, width)
         prompts = [i.prompt for i in items]
         negatives = [i.negative_prompt for i in items]
         if self.cache is None or self.family.encode_text is None:

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 import numpy as np
 
 from pipeline.actor.faults import Faults
+from pipeline.actor.media import MediaFetcher
 from pipeline.actor.renderer import Renderer
-from pipeline.config import EncodeSettings, RenderSettings
+from pipeline.config import EncodeSettings, MediaLimits, RenderSettings
 from pipeline.errors import EncodeError, RenderError
 from pipeline.outputs import qc
 from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
@@ -39,6 +40,7 @@ class WorkerSpec:
     encode_workers: int = 2
     faults: Faults = field(default_factory=Faults)
     qc: str = "flag"  # "flag" | "fail" | "off" (pipeline/outputs/qc.py)
+    media: MediaLimits = field(default_factory=MediaLimits)
 
 
 def outcome(key: str, status: str, error: str = "", **measures) -> dict:
@@ -57,7 +59,8 @@ def outcome(key: str, status: str, error: str = "", **measures) -> dict:
 class BatchWorker:
     def __init__(self, spec: WorkerSpec):
         self.spec = spec
-        self.renderer = Renderer(spec.model, spec.render, spec.faults)
+        media = MediaFetcher(spec.media, spec.run.storage_options)
+        self.renderer = Renderer(spec.model, spec.render, spec.faults, media)
         # Encoding runs in threads (each drives an ffmpeg process) so the next batch can
         # render meanwhile; the lock keeps one batch at a time on the model.
         self._encoders = ThreadPoolExecutor(max(1, spec.encode_workers), "encode")

@@ -16,11 +16,15 @@ def _print_warnings(manifest) -> None:
 
 
 def cmd_validate(args) -> int:
+    from pipeline.cli.parser import media_limits
     from pipeline.plan.manifest import load
+    from pipeline.plan.media_rows import MediaOptions
 
+    media = MediaOptions(media_limits(args), args.resize, storage_options=args.storage_options)
     manifest = load(
         args.manifest,
         args.storage_options,
+        media,
         default_model=args.model,
         strict_seeds=args.strict_seeds,
     )

@@ -6,9 +6,16 @@ import argparse
 import json
 import time
 
-from pipeline.config import ClusterSettings, EncodeSettings, RenderSettings, RunConfig
+from pipeline.config import (
+    ClusterSettings,
+    EncodeSettings,
+    MediaLimits,
+    RenderSettings,
+    RunConfig,
+)
 from pipeline.driver.stopping import add_stop_args, deadline_from
 from pipeline.errors import ConfigError
+from pipeline.media.fit import RESIZE_POLICIES
 from pipeline.models import describe as models
 from pipeline.models import resolve_model
 
@@ -72,6 +79,21 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
         default={},
         metavar="JSON",
         help="fsspec options for the manifest and --out, e.g. '{\"anon\": false}'",
+    )
+    media = parser.add_argument_group("media rows (image, last_image: see manifests/SCHEMA.md)")
+    media.add_argument(
+        "--resize",
+        choices=RESIZE_POLICIES,
+        default=RunConfig.__dataclass_fields__["resize"].default,
+        help="how an image is fitted to its row's height and width when the row has no "
+        "`resize` cell: crop (centre crop to the aspect, then resize), pad (fit inside, "
+        "black bars) or stretch (default: %(default)s)",
+    )
+    media.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="let http(s) media URLs reach loopback, private and link-local addresses "
+        "(refused by default: a manifest is data from elsewhere)",
     )
 
 
@@ -332,4 +354,10 @@ def config_from_args(args) -> RunConfig:
         faults=tuple(args.inject_fault),
         deadline=deadline_from(args.stop_at, args.max_hours, time.time()),
         stop_grace_s=args.stop_grace,
+        media=media_limits(args),
+        resize=args.resize,
     )
+
+
+def media_limits(args) -> MediaLimits:
+    return MediaLimits(allow_private_urls=args.allow_private_urls)

@@ -24,6 +24,7 @@ from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
 from pipeline.outputs.encode import clip_extension
 from pipeline.plan.manifest import ValidatedManifest, load
+from pipeline.plan.media_rows import MediaHashes, MediaOptions
 from pipeline.plan.planner import Plan, make_plan, pending_keys
 from pipeline.report import write_report
 from pipeline.report.live import LiveReport
@@ -55,15 +56,26 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
     return manifest, make_plan(manifest, config.render.batch_size)
 
 
-def load_manifest(config: RunConfig) -> ValidatedManifest:
+def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> ValidatedManifest:
     """Read and validate (every problem by row, exit 2)."""
     resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
+    media = MediaOptions(config.media, config.resize, "", config.storage_options, hashes)
     return load(
         config.manifest,
         config.storage_options,
+        media,
         default_model=config.render.model,
         strict_seeds=config.strict_seeds,
     )
+
+
+def _media_hashes(run: RunDir) -> MediaHashes:
+    """The run dir's media hash cache (empty for a new run dir or an unreadable cache)."""
+    try:
+        text = run.read_bytes(run.media_hashes)
+        return MediaHashes.from_json(text.decode()) if text else MediaHashes()
+    except (OSError, ValueError):
+        return MediaHashes()
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,12 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     faults = Faults.parse(config.faults)  # a bad flag fails before any work
     run = RunDir(config.out, config.storage_options)
     # Before anything is started: a bad manifest or run dir exits 2 at once.
-    manifest = load_manifest(config)
+    hashes = _media_hashes(run)
+    manifest = load_manifest(config, hashes)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
+    if hashes.changed:
+        run.write(run.media_hashes, hashes.to_json().encode())
     job = _Job(
         config,
         run,

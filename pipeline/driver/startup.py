@@ -113,6 +113,7 @@ class EarlyStart:
             encode_workers=self._config.cluster.encode_workers,
             faults=self._faults,
             qc=self._config.qc,
+            media=self._config.media,
         )
 
     def take_actors(self, model: str) -> list:

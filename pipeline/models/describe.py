@@ -35,6 +35,8 @@ def describe(family: Family) -> dict:
             p.name: {"default": p.default, "expected": p.expected, "help": p.help}
             for p in family.params
         },
+        "media_inputs": list(family.media_inputs),
+        "media_required": list(family.media_required),
         "default_batch_size": family.default_batch_size,
         "batch_size_why": family.batch_size_why,
         "batch_pixel_safe": family.batch_pixel_safe,
@@ -61,6 +63,9 @@ def cmd_models(args) -> int:
         )
         for p in family.params:
             print(f"  param {p.name} (default {p.default:g}; {p.expected}): {p.help}")
+        if family.media_inputs:
+            needs = ", ".join(family.media_required) or "none"
+            print(f"  media:    {', '.join(family.media_inputs)} (required: {needs})")
         print(f"  batch size: {family.default_batch_size} ({family.batch_size_why})")
         print(f"  dtype: {family.dtype}" + (f"; {family.notes}" if family.notes else ""))
     print("\nMore: docs/models.md (memory flags, what changes pixels).")

@@ -8,7 +8,23 @@ import functools
 from dataclasses import dataclass
 
 from pipeline.plan.composition import batch_id
-from pipeline.schema import FAMILY_PARAM_COLUMNS, ITEM_FIELDS
+from pipeline.schema import (
+    FAMILY_PARAM_COLUMNS,
+    ITEM_FIELDS,
+    MEDIA_COLUMNS,
+    MEDIA_HASH_SUFFIX,
+    RESIZE,
+)
+
+
+@dataclass(frozen=True)
+class MediaInput:
+    """One media cell of a request: the `__call__` keyword it feeds (image, last_image),
+    where to fetch it, and the content hash the key was computed from."""
+
+    name: str
+    uri: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -29,16 +45,34 @@ class Item:
     # The family's own parameters (guidance_scale_2, decode_timestep, ...) this row sets,
     # as sorted (name, value) pairs: `__call__` keywords, part of the key.
     params: tuple[tuple[str, float], ...] = ()
+    # Media inputs this request gives (conditioned families), and how images are fitted
+    # to (height, width): pipeline/media/fit.py. None for text-only requests.
+    media: tuple[MediaInput, ...] = ()
+    resize: str | None = None
 
     def family_args(self) -> dict:
         return dict(self.params)
 
+    def media_names(self) -> str:
+        return ", ".join(m.name for m in self.media) or "no media"
+
     @classmethod
     def from_record(cls, record: dict) -> Item:
-        """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`."""
-        fields = {name: record[name] for name in ITEM_FIELDS if name not in FAMILY_PARAM_COLUMNS}
+        """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`,
+        media cells it gives become `media`."""
+        special = (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE)
+        fields = {
+            name: record[name]
+            for name in ITEM_FIELDS
+            if name not in special and not name.endswith(MEDIA_HASH_SUFFIX)
+        }
         given = [(n, record[n]) for n in FAMILY_PARAM_COLUMNS if record.get(n) is not None]
-        return cls(**fields, params=tuple(given))
+        media = tuple(
+            MediaInput(name, record[name], record[name + MEDIA_HASH_SUFFIX])
+            for name in MEDIA_COLUMNS
+            if record.get(name) is not None
+        )
+        return cls(**fields, params=tuple(given), media=media, resize=record.get(RESIZE))
 
 
 # How a batch came to run. PLANNED: its planned composition, first time. RETRY: the same

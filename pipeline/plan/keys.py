@@ -9,10 +9,17 @@ import pyarrow.compute as pc
 
 from pipeline.errors import ManifestError, RowProblem
 from pipeline.models import model_fingerprint, resolve_model
-from pipeline.schema import FAMILY_PARAM_COLUMNS, SEED_SPACE
+from pipeline.schema import (
+    FAMILY_PARAM_COLUMNS,
+    MEDIA_COLUMNS,
+    MEDIA_HASH_SUFFIX,
+    RESIZE,
+    SEED_SPACE,
+)
 
-# v3: rows that set a family parameter (guidance_scale_2, decode_timestep, ...) append
-# them; a row without any keeps its v2 canonical form, so existing Wan keys are unchanged.
+# v3: rows that set a family parameter (guidance_scale_2, decode_timestep, ...) or give
+# media append them (media by content hash, and the resize policy); a row without any keeps
+# its v2 canonical form, so existing Wan keys are unchanged.
 KEY_VERSION = "promptreel-key-v3"
 LEGACY_KEY_VERSION = "promptreel-key-v2"
 KEY_LENGTH = 32  # hex chars of sha256: 128 bits
@@ -58,7 +65,7 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         mapped("model", lambda spec: model_fingerprint(resolve_model(spec))),
     ]
     canonical = pc.binary_join_element_wise(*parts, "\x1f")
-    extras = _family_param_texts(table)
+    extras = _extra_texts(table)
     if extras is None:  # no row sets a family parameter: the v2 form, keys unchanged
         return canonical
     # Rows with family parameters: version v3, then name=value per parameter set.
@@ -67,18 +74,28 @@ def canonical_requests(table: pa.Table) -> pa.Array:
     return pc.if_else(pc.equal(extras, ""), canonical, with_extras)
 
 
-def _family_param_texts(table: pa.Table) -> pa.Array | None:
-    """Per row, "name=value" for each family parameter set (sorted by name, joined by
-    U+001F; "" where none), or None when no row sets any."""
-    present = [n for n in FAMILY_PARAM_COLUMNS if n in table.column_names]
-    present = [n for n in present if table[n].null_count < table.num_rows]
+# Appended per row where set: family parameters (sorted by name), then each media input's
+# content hash and the resize policy. Never the media's URL: the same bytes elsewhere are
+# the same request.
+_EXTRAS = (
+    *((name, name, lambda v: repr(float(v))) for name in FAMILY_PARAM_COLUMNS),
+    *((name, name + MEDIA_HASH_SUFFIX, str) for name in MEDIA_COLUMNS),
+    (RESIZE, RESIZE, str),
+)
+
+
+def _extra_texts(table: pa.Table) -> pa.Array | None:
+    """Per row, "name=value" for each extra it sets (_EXTRAS order, joined by U+001F; ""
+    where none), or None when no row sets any."""
+    present = [e for e in _EXTRAS if e[1] in table.column_names]
+    present = [e for e in present if table[e[1]].null_count < table.num_rows]
     if not present:
         return None
     pieces = []
-    for name in present:
-        values = table[name]
+    for name, column, render in present:
+        values = table[column]
         distinct = pc.unique(values).drop_null()
-        texts = pa.array([f"{name}={float(v)!r}" for v in distinct.to_pylist()], pa.string())
+        texts = pa.array([f"{name}={render(v)}" for v in distinct.to_pylist()], pa.string())
         pieces.append(pc.take(texts, pc.index_in(values, value_set=distinct)))
     # (binary_join_element_wise's null_handling="skip" drops all-null rows of chunked
     # arrays in pyarrow here, so join pairwise and coalesce instead.)

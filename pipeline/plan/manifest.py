@@ -5,6 +5,7 @@ Every problem in every row is reported at once, by row number (from 0) and id.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,9 @@ import pyarrow.compute as pc
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
+from pipeline.plan.media_rows import MediaOptions, manifest_folder, media_columns
 from pipeline.plan.readers import read_manifest
+from pipeline.plan.seed_aliases import seed_aliases
 from pipeline.schema import (
     FAMILY_PARAM_COLUMNS,
     FLOAT_PARAMS,
@@ -22,7 +25,6 @@ from pipeline.schema import (
     MAX_SEED,
     REQUEST_COLUMNS,
     ROW,
-    SEED_SPACE,
     VALIDATED_COLUMNS,
     free_name,
     reserved_reason,
@@ -59,9 +61,13 @@ class ValidatedManifest:
     passthrough: tuple[str, ...] = ()
 
 
-def load(url: str, storage_options: dict | None = None, **options) -> ValidatedManifest:
-    """read_manifest + validate."""
-    return validate(read_manifest(url, storage_options), **options)
+def load(
+    url: str, storage_options: dict | None = None, media: MediaOptions | None = None, **options
+) -> ValidatedManifest:
+    """read_manifest + validate; relative media paths resolve against the manifest's folder."""
+    media = media or MediaOptions(storage_options=storage_options)
+    media = dataclasses.replace(media, base=media.base or manifest_folder(url))
+    return validate(read_manifest(url, storage_options), media=media, **options)
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -172,7 +178,10 @@ def _column_problems(names: list[str]) -> list[RowProblem]:
 
 
 def validate(
-    table: pa.Table, default_model: str = "tiny", strict_seeds: bool = False
+    table: pa.Table,
+    default_model: str = "tiny",
+    strict_seeds: bool = False,
+    media: MediaOptions | None = None,
 ) -> ValidatedManifest:
     """Check every row; raise ManifestError listing all problems, or return the normal form."""
     names = table.column_names
@@ -206,6 +215,9 @@ def validate(
         problems.add(given & ~ok, name, expected)
         params[name] = np.where(given & ok, values, defaults)
         params[name] = params[name].astype(np.int64 if name in INT_PARAMS else np.float64)
+    media_cols = media_columns(
+        table, _to_text, codes, families, resolved, params, problems, media or MediaOptions()
+    )
     _check_shapes(params, codes, families, resolved, problems)
     _check_steps(params["num_inference_steps"], codes, families, resolved, problems)
     priority = _priority(table, problems)
@@ -217,9 +229,9 @@ def validate(
         pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
     )
     columns = [np.arange(n, dtype=np.int64), ids, prompt, negative, pa.array(seeds, pa.uint64())]
-    columns += [models, *params.values(), *family_params]  # VALIDATED_COLUMNS order
+    columns += [models, *params.values(), *family_params, *media_cols]  # VALIDATED_COLUMNS order
     out = pa.Table.from_arrays(columns, names=list(VALIDATED_COLUMNS))
-    aliases = _seed_aliases(out, ~problems.rows(), strict_seeds)
+    aliases = seed_aliases(out, ~problems.rows(), strict_seeds)
     if strict_seeds:
         problems.items.extend(aliases)
     if problems.items:
@@ -358,41 +370,3 @@ def _check_steps(steps, codes, families, resolved, problems: _Problems) -> None:
             "num_inference_steps",
             [f"expected at least {least[row]} for {family.name} models, got {steps[row]}"],
         )
-
-
-def _seed_aliases(table: pa.Table, ok: np.ndarray, strict: bool) -> list[RowProblem]:
-    """Rows (among the `ok` ones) with the same request and different seeds equal mod 2**32."""
-    seeds = table["seed"].to_numpy()
-    low = seeds % np.uint64(SEED_SPACE)
-    # Only rows whose low 32 bits are shared by two distinct seeds can alias: usually none.
-    distinct = np.sort(pc.unique(pa.array(seeds[ok])).to_numpy() % np.uint64(SEED_SPACE))
-    shared = pa.array(distinct[1:][distinct[1:] == distinct[:-1]])
-    if not len(shared):
-        return []
-    candidates = ok & _mask(pc.is_in(pa.array(low), value_set=shared))
-    table = table.append_column("low", pa.array(low)).filter(pa.array(candidates))
-    for name in PARAMS:  # nulls never match in a join: a sentinel no valid value takes
-        table = table.set_column(
-            table.schema.get_field_index(name),
-            name,
-            pc.fill_null(table[name].cast(pa.float64()), -1e300),
-        )
-    request = ["prompt", "negative_prompt", "low", "model", *INT_PARAMS, *FLOAT_PARAMS, *PARAMS]
-    firsts = table.group_by(request, use_threads=False).aggregate([("row", "min")])
-    joined = table.select(["row", "seed", *request]).join(firsts, request, use_threads=False)
-    rows, seeds, ids = table["row"].to_numpy(), table["seed"].to_numpy(), table["id"].to_pylist()
-    order = np.argsort(joined["row"].to_numpy(), kind="stable")
-    at = np.searchsorted(rows, joined["row"].to_numpy()[order])  # positions in `table`
-    first = np.searchsorted(rows, joined["row_min"].to_numpy()[order])
-    alias = np.flatnonzero(seeds[at] != seeds[first])
-    rows, seeds, problems = rows.tolist(), seeds.tolist(), []  # plain ints: fast in the loop
-    for row, other in zip(at[alias].tolist(), first[alias].tolist(), strict=True):
-        other_text = f"row {rows[other]}" + (f" (id {ids[other]!r})" if ids[other] else "")
-        message = (
-            f"seed {seeds[row]} equals the seed {seeds[other]} of {other_text} modulo "
-            "2**32 for the same request: torch's CPU generator uses only the low 32 bits of a "
-            "seed, so both rows render the same video once and share a clip"
-            + ("; give a different seed" if strict else "")
-        )
-        problems.append(RowProblem(int(rows[row]), ids[row], "seed", message))
-    return problems

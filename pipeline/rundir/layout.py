@@ -7,6 +7,7 @@
     _state/ledger/part-*.parquet     the checkpoint (ledger.py)
     _state/driver.lock               one driver at a time (lock.py)
     _state/plan_keys.parquet         the plan's keys, so `status` counts pending items
+    _state/media_hashes.json         media content hashes by location, size and version
 
 No other module builds a run-dir path from strings.
 """
@@ -120,6 +121,10 @@ class RunDir(Folder):
     @property
     def plan_keys(self) -> str:
         return self.path(STATE_DIR, "plan_keys.parquet")
+
+    @property
+    def media_hashes(self) -> str:
+        return self.path(STATE_DIR, "media_hashes.json")
 
     def probe_path(self) -> str:
         return self.path(STATE_DIR, f"{PROBE_PREFIX}{uuid.uuid4().hex}")

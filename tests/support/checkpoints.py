@@ -106,6 +106,67 @@ def _wan(variant: str):
     )
 
 
+def _wan_i2v(variant: str):
+    """WanImageToVideoPipeline as diffusers' tests build it: 2.1 with a CLIP image encoder
+    (image_dim; FLF2V: a position embedding over both images' tokens), 2.2 A14B with two
+    experts and no image encoder."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(_SEED)
+    tokenizer = byte_tokenizer()
+    a14b = variant == "a14b"
+
+    def transformer():
+        return WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=36,  # noise 16 + mask 4 + the image's latents 16
+            out_channels=16,
+            text_dim=32,
+            freq_dim=256,
+            ffn_dim=32,
+            num_layers=2,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+            image_dim=None if a14b else 4,
+            # FLF2V: first and last image, 32 * 32 patches + CLS each.
+            pos_embed_seq_len=2 * (32 * 32 + 1) if variant == "flf2v" else None,
+        )
+
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )  # fmt: skip
+    parts = dict(
+        tokenizer=tokenizer,
+        text_encoder=_t5(tokenizer, umt5=True),
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        transformer=transformer(),
+    )
+    if a14b:
+        parts |= dict(transformer_2=transformer(), boundary_ratio=0.875)
+    else:
+        vision = CLIPVisionConfig(
+            hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2,
+            image_size=32, intermediate_size=16, patch_size=1,
+        )  # fmt: skip
+        parts |= dict(
+            image_encoder=CLIPVisionModel(vision).eval(),
+            image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        )
+    return WanImageToVideoPipeline(**parts)
+
+
 def _ltx(condition: bool):
     import torch
     from diffusers import (
@@ -213,6 +274,12 @@ BUILDERS = {
     "ltx-condition": lambda: _ltx(condition=True),
     "cogvideox": _cogvideox,
 }
+# Image-to-video checkpoints: rows give an `image` (tests/e2e/test_media_rows.py).
+I2V_BUILDERS = {
+    "wan2.1-i2v": lambda: _wan_i2v("2.1"),
+    "wan2.1-flf2v": lambda: _wan_i2v("flf2v"),
+    "wan2.2-i2v-a14b": lambda: _wan_i2v("a14b"),
+}
 DETECTED_FAMILY = {
     "wan2.1": "wan",
     "wan2.2-a14b": "wan2.2-a14b",
@@ -225,4 +292,5 @@ DETECTED_FAMILY = {
 
 def checkpoint_dir(name: str) -> Path:
     """The tiny checkpoint's directory, built and cached on first use."""
-    return ensure_built(f"test-{name}-{VERSION}", BUILDERS[name])
+    builder = BUILDERS.get(name) or I2V_BUILDERS[name]
+    return ensure_built(f"test-{name}-{VERSION}", builder)

@@ -20,6 +20,7 @@ PIPELINE = REPO / "pipeline"
 # layer's package or from lower layers.
 LAYERS = (
     ("errors", "config", "arrow_io"),
+    ("media",),
     ("models",),
     ("schema",),
     ("outputs",),

@@ -12,7 +12,7 @@ from pipeline.report.live import LiveReport
 from pipeline.report.page import json_for_script
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.ledger import Ledger
-from pipeline.schema import REQUEST_FIELDS
+from pipeline.schema import CATALOG_REQUEST_COLUMNS
 from tests.support.report_fixture import make_run_dir
 
 
@@ -93,7 +93,7 @@ def test_sample_keeps_every_failed_and_flagged_row_in_order(tmp_path):
 
 def test_live_report_is_built_from_the_ledger_in_a_thread(tmp_path):
     run = RunDir(str(tmp_path / "run"))
-    columns = {name: pa.nulls(2) for name in REQUEST_FIELDS}
+    columns = {name: pa.nulls(2) for name in CATALOG_REQUEST_COLUMNS if name not in ("id", "key")}
     columns["prompt"] = pa.array(["<script>x</script>", "p"])
     columns["seed"] = pa.array([1, 2], pa.uint64())
     rows = pa.table({"id": ["a", "b"], "key": ["ab" * 16, "cd" * 16], **columns})

@@ -12,7 +12,8 @@ outside `pipeline/models/families/` branches on a family name:
   uses, as a dict of call arguments (`encode_text`); negatives get `negative_` in front;
 - family-specific per-row parameters (`params`): each a manifest column, validated,
   part of the item key and the catalog, and a keyword of the pipeline's `__call__`;
-- whether a batch larger than one is pixel-safe, and the recommended batch size.
+- whether a batch larger than one is pixel-safe, and the recommended batch size;
+- which media inputs (image, last_image) a row may or must give.
 
 Adapters never import torch or diffusers at module level: validate and plan run without.
 """
@@ -121,6 +122,10 @@ class Family:
     # None: `shape` holds for every checkpoint of the family.
     shape_for: Callable[[Checkpoint], Shape] | None = None
     min_inference_steps: int = 1  # below it diffusers fails (Mochi's schedule needs 2)
+    # Media a row may give (`__call__` keywords: schema.MEDIA_COLUMNS) and those it must;
+    # a family with none refuses a row that gives one.
+    media_inputs: tuple[str, ...] = ()
+    media_required: tuple[str, ...] = ()
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]
@@ -133,6 +138,12 @@ class Family:
             return self
         shape = self.shape_for(checkpoint)
         return self if shape == self.shape else replace(self, shape=shape)
+
+    @property
+    def default_area(self) -> int:
+        """Pixels per frame at the model card's size: a media row without a size gets this
+        area at its image's aspect ratio (pipeline/media/fit.py derive_size)."""
+        return int(self.defaults["height"]) * int(self.defaults["width"])
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -1,4 +1,6 @@
-"""Wan 2.1 and Wan 2.2 (A14B two experts, TI2V-5B): `WanPipeline`.
+"""Wan 2.1 and Wan 2.2 (A14B two experts, TI2V-5B): `WanPipeline`; image-to-video (Wan 2.1
+I2V with its CLIP image encoder, first-and-last frame through `last_image`; Wan 2.2 I2V A14B):
+`WanImageToVideoPipeline`.
 
 diffusers 0.42 `WanPipeline.__call__` rounds num_frames to 4k+1 and floors sides to
 multiples of vae_scale_factor_spatial * patch (16; 32 for TI2V-5B's 16x VAE) with only a
@@ -85,5 +87,60 @@ WAN = Family(
     hub_hints=("wan",),
 )
 
+# WanImageToVideoPipeline.__call__ conditions the whole call on ONE image (its CLIP
+# embedding is repeated over the batch): media rows render one per call.
+ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
+I2V_CLASSES = ("WanImageToVideoPipeline",)
+IMAGE_INPUTS = dict(media_inputs=("image", "last_image"), media_required=("image",))
+
+
+def is_flf2v(checkpoint: Checkpoint) -> bool:
+    """Wan 2.1 FLF2V: the transformer embeds positions over BOTH images' CLIP tokens, so a
+    call must give a last image (and a 2.1 I2V transformer cannot take one)."""
+    return checkpoint.config("transformer").get("pos_embed_seq_len") is not None
+
+
+WAN22_I2V_A14B = Family(
+    name="wan2.2-i2v-a14b",
+    title="Wan 2.2 I2V A14B (image-to-video, two experts; last_image for a last frame)",
+    pipeline_classes=I2V_CLASSES,
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(720, 1280, 81, 16, 40, 3.5, NEGATIVE),
+    encode_text=encode_wan,
+    params=(GUIDANCE_SCALE_2,),
+    batch_pixel_safe=False,
+    batch_size_why=ONE_IMAGE_PER_CALL,
+    matches=is_a14b,
+    hub_hints=("i2v-a14b",),
+    **IMAGE_INPUTS,
+)
+WAN21_FLF2V = Family(
+    name="wan2.1-flf2v",
+    title="Wan 2.1 FLF2V (first and last frame: image and last_image)",
+    pipeline_classes=I2V_CLASSES,
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(720, 1280, 81, 16, 50, 5.5, NEGATIVE),
+    encode_text=encode_wan,
+    batch_pixel_safe=False,
+    batch_size_why=ONE_IMAGE_PER_CALL,
+    matches=is_flf2v,
+    hub_hints=("flf2v",),
+    media_inputs=("image", "last_image"),
+    media_required=("image", "last_image"),
+)
+WAN21_I2V = Family(
+    name="wan2.1-i2v",
+    title="Wan 2.1 image-to-video (480p/720p, CLIP image encoder)",
+    pipeline_classes=I2V_CLASSES,
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
+    encode_text=encode_wan,
+    batch_pixel_safe=False,
+    batch_size_why=ONE_IMAGE_PER_CALL,
+    hub_hints=("i2v",),
+    media_inputs=("image",),
+    media_required=("image",),
+)
+
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
-FAMILIES = (WAN22_A14B, WAN22_TI2V, WAN)
+FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN)
