@@ -20,9 +20,10 @@ from pipeline.actor.media import MediaFetcher
 from pipeline.actor.renderer import Renderer
 from pipeline.config import EncodeSettings, MediaLimits, RenderSettings
 from pipeline.errors import EncodeError, RenderError
+from pipeline.media.source import MediaError
 from pipeline.outputs import qc
 from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
-from pipeline.outputs.thumbnail import make_thumbnail
+from pipeline.outputs.thumbnail import make_thumbnail, png_bytes
 from pipeline.plan.batches import Batch, Item
 from pipeline.rundir.layout import RunDir
 from pipeline.schema import WORKER_RESULT_COLUMNS
@@ -85,6 +86,10 @@ class BatchWorker:
         ]
         return [future.result() for future in futures]
 
+    def input_files(self, item: Item) -> dict[str, bytes]:
+        """PNG of each media input as the pipeline got it (decoded and fitted; cached)."""
+        return {name: png_bytes(image) for name, image in self.renderer.media.inputs(item).items()}
+
     def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:
         """Encode, hash and write one clip; the clip is on storage before we report ok."""
         if isinstance(frames, RenderError):
@@ -105,13 +110,19 @@ class BatchWorker:
         try:
             data = encode_clip(frames, item.fps, spec.encode, extra)
             thumbnail = make_thumbnail(frames, item.fps)
+            inputs = self.input_files(item)
         except EncodeError as exc:
             return outcome(item.key, FATAL, f"EncodeError: {exc}", render_s=render_s)
+        except MediaError as exc:  # evicted from the cache, then unreadable: as at render
+            status = RETRIABLE if exc.retriable else FATAL
+            return outcome(item.key, status, f"{item.media_names()}: {exc}", render_s=render_s)
         path = spec.run.clip_path(item.key, clip_extension(spec.encode.format))
         try:
             if spec.faults.hits("storage", item.prompt):
                 raise OSError("injected storage fault")
-            # Both before the result row exists: a kill in between only re-renders.
+            # All before the result row exists: a kill in between only re-renders.
+            for name, image in inputs.items():
+                spec.run.write(spec.run.input_path(item.key, name), image)
             spec.run.write(spec.run.thumb_path(item.key), thumbnail)
             spec.run.write(path, data)
         except OSError as exc:

@@ -3,6 +3,8 @@ data_dir=DEST)` loads: the clips under `clips/<k0k1>/<key>.mp4` (content-address
 the run dir: rows that share a request share a file) and `metadata.jsonl`, one line per
 exported row: `file_name`, the prompt as `text`, then every catalog column, seeds as
 text (a JSON column mixing 2**64-1 with small seeds is read back as float64).
+A media row's images (as the model got them) are copied beside the clips as
+`inputs/<k0k1>/<key>.<name>.png`, and `<name>_file_name` columns name them.
 metadata.jsonl is written last: without it the folder is visibly not a finished export.
 """
 
@@ -16,6 +18,7 @@ from pipeline.errors import ConfigError
 from pipeline.export.options import ExportOptions, ExportPlan
 from pipeline.export.source import Source
 from pipeline.export.units import FileUnit, IndexUnit
+from pipeline.rundir.layout import input_relpath
 
 # Extensions videofolder reads (datasets' VideoFolder.EXTENSIONS): it skips the others.
 VIDEOFOLDER_EXTENSIONS = frozenset({"mp4", "mkv", "avi", "mpeg", "mov"})
@@ -36,8 +39,9 @@ def check_formats(source: Source) -> None:
         )
 
 
-def metadata_line(source: Source, file_name: str, row: dict) -> str:
+def metadata_line(source: Source, file_name: str, row: dict, inputs: dict) -> str:
     fields = {"file_name": file_name, "text": row["prompt"]}
+    fields |= {f"{name}_file_name": path for name, path in inputs.items()}
     for name, value in source.json_row(row).items():
         fields[f"catalog_{name}" if name in RESERVED else name] = value
     return json.dumps(fields, ensure_ascii=False)
@@ -52,7 +56,18 @@ def plan(source: Source, dest, options: ExportOptions) -> ExportPlan:
             units[clip.key] = FileUnit(
                 dest.path(file_name), clip.row["bytes"], lambda c=clip: source.read_clip(c)
             )
-        lines.append(metadata_line(source, file_name, clip.row))
+        inputs = {}
+        for name in source.input_names(clip):
+            inputs[name] = input_relpath(clip.key, name)
+            units.setdefault(
+                inputs[name],
+                FileUnit(
+                    dest.path(inputs[name]),
+                    source.input_size(clip, name),
+                    lambda c=clip, n=name: source.read_input(c, n),
+                ),
+            )
+        lines.append(metadata_line(source, file_name, clip.row, inputs))
     renamed = [name for name in RESERVED if name in source.catalog.schema.names]
     notes = tuple(
         f"catalog column {name!r} is in metadata.jsonl as 'catalog_{name}'" for name in renamed

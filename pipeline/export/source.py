@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 
 from pipeline.errors import ConfigError
 from pipeline.rundir.catalog import read_catalog
-from pipeline.rundir.layout import RunDir
+from pipeline.rundir.layout import INPUTS_DIR, RunDir
 from pipeline.rundir.storage import describe_storage_error
+from pipeline.schema import MEDIA_COLUMNS
 
 # JSON has one number type, and readers (pyarrow.json, pandas) turn an integer column
 # mixing values above 2**63 with small ones into float64: 2**64-1 would lose its value.
@@ -133,21 +134,51 @@ class Source:
     def clip_path(self, clip: Clip) -> str:
         return self.run.clip_path(clip.key, clip.ext)
 
-    def read_clip(self, clip: Clip) -> bytes:
-        """The clip's bytes, checked against the catalog; a missing or changed clip is an
-        error naming the row (the run dir was edited after it finished)."""
-        path = self.clip_path(clip)
+    @staticmethod
+    def input_names(clip: Clip) -> tuple[str, ...]:
+        """The media inputs of a row (image, last_image), in schema order."""
+        return tuple(name for name in MEDIA_COLUMNS if clip.row.get(name) is not None)
+
+    @cached_property
+    def _input_sizes(self) -> dict[str, int]:
+        """Sizes of every file under inputs/, in one listing."""
         try:
-            data = self.run.fs.cat_file(path)
+            found = self.run.fs.find(self.run.path(INPUTS_DIR), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {path: info["size"] for path, info in found.items()}
+
+    def input_size(self, clip: Clip, name: str) -> int:
+        path = self.run.input_path(clip.key, name)
+        size = self._input_sizes.get(path, self._input_sizes.get(path.lstrip("/")))
+        if size is None:
+            raise ConfigError(
+                f"row id {clip.id!r}: its {name} {self.run.uri(path)} is missing from the run dir"
+            )
+        return size
+
+    def read_input(self, clip: Clip, name: str) -> bytes:
+        """The row's media input as the model got it (PNG, from the run dir)."""
+        return self._read(clip, self.run.input_path(clip.key, name), name)
+
+    def _read(self, clip: Clip, path: str, what: str) -> bytes:
+        try:
+            return self.run.fs.cat_file(path)
         except FileNotFoundError:
             raise ConfigError(
-                f"row id {clip.id!r}: its clip {self.run.uri(path)} is missing from the run dir"
+                f"row id {clip.id!r}: its {what} {self.run.uri(path)} is missing from the run dir"
             ) from None
         except OSError as exc:
             cause = describe_storage_error(self.run.fs, path, exc)
             raise ConfigError(
                 f"row id {clip.id!r}: cannot read {self.run.uri(path)}: {cause}"
             ) from exc
+
+    def read_clip(self, clip: Clip) -> bytes:
+        """The clip's bytes, checked against the catalog; a missing or changed clip is an
+        error naming the row (the run dir was edited after it finished)."""
+        path = self.clip_path(clip)
+        data = self._read(clip, path, "clip")
         if len(data) != clip.row["bytes"] or hashlib.sha256(data).hexdigest() != clip.row["sha256"]:
             raise ConfigError(
                 f"row id {clip.id!r}: {self.run.uri(path)} does not match the catalog's "

@@ -1,7 +1,8 @@
 """`--to webdataset`: tar shards `00000.tar`, ... of `--shard-size` samples.
 
-Each sample is `KEY.json` (its catalog row, seeds as text), `KEY.<ext>` (the clip) and
-`KEY.txt` (the prompt); KEY is the zero-padded ordinal among exported rows: WebDataset
+Each sample is `KEY.json` (its catalog row, seeds as text), `KEY.<ext>` (the clip),
+`KEY.txt` (the prompt) and, for media rows, `KEY.image.png` / `KEY.last_image.png` (the
+images as the model got them); KEY is the zero-padded ordinal among exported rows: WebDataset
 and `datasets` split a member name at its first dot, so a prompt or an id can't be a key.
 Beside each shard, its rows as `00000.parquet` (catalog types, seeds exact as uint64)
 and `00000_stats.json`, written last: the shard's completion marker, as video2dataset
@@ -102,6 +103,8 @@ class Shard(Unit):
                     _member(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode())
                     _member(tar, f"{key}.{clip.ext}", self.source.read_clip(clip))
                     _member(tar, f"{key}.txt", (clip.row["prompt"] or "").encode())
+                    for name in self.source.input_names(clip):
+                        _member(tar, f"{key}.{name}.png", self.source.read_input(clip, name))
             tar_sha256, tar_bytes = _file_sha256(staging)
         sink = io.BytesIO()
         pq.write_table(self.rows, sink, compression="zstd")

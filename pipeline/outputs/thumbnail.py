@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -33,3 +34,10 @@ def make_thumbnail(frames: np.ndarray, fps: float) -> bytes:
         filters=f"scale={width}:{height}:flags=area",
     )
     return written[0][1]
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image as PNG, with no metadata: the same pixels give the same bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -20,6 +20,7 @@ th{background:#f0f0f0;white-space:nowrap} .ids{font-family:ui-monospace,monospac
 #sheet{display:grid;grid-template-columns:repeat(auto-fill,172px);gap:8px}
 .card{margin:0;width:172px;background:#fff;border:1px solid #ddd;border-radius:4px;
 overflow:hidden} .card.st-failed{border-color:#e6a39e} .card.flagged{outline:2px solid #e0a800}
+.input{width:48px;height:48px;object-fit:contain;float:left;margin:4px;background:#222}
 .thumb{display:flex;width:172px;height:160px;align-items:center;justify-content:center;
 background:#222;color:#bbb} .thumb img{width:160px;height:160px;object-fit:contain}
 figcaption{padding:4px 6px;font-size:12px}
@@ -72,6 +73,13 @@ SCRIPT = r"""
     cap.appendChild(el("span", "tag " + status, status));
     if (flags) cap.appendChild(el("span", "tag flag", "QC: " + flags));
     cap.appendChild(el("bdi", "prompt", prompt));
+    for (const name of data.inputs[i] || []) {  // media rows: the image(s) the clip came from
+      const input = el("img", "input");
+      input.src = data.inputs_dir + shard + "." + name + "." + data.input_ext;
+      input.alt = name;
+      input.title = name + " (as the model got it)";
+      fig.appendChild(input);
+    }
     fig.append(box, cap);
     return fig;
   }

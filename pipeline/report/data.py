@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
-from pipeline.rundir.layout import CLIPS_DIR, THUMB_EXT, THUMBS_DIR
-from pipeline.schema import QC_FLAGS, QC_REPORTED
+from pipeline.rundir.layout import CLIPS_DIR, INPUT_EXT, INPUTS_DIR, THUMB_EXT, THUMBS_DIR
+from pipeline.schema import MEDIA_COLUMNS, QC_FLAGS, QC_REPORTED
 
 PROMPT_CHARS = 160  # per card; the catalog has the full prompt
 # Rows the contact sheet embeds (~110 bytes each): a 100,000-row run shows every row; a
@@ -94,6 +94,10 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
         "clips_dir": CLIPS_DIR,
         "thumbs_dir": THUMBS_DIR,
         "thumb_ext": THUMB_EXT,
+        "inputs_dir": INPUTS_DIR,
+        "input_ext": INPUT_EXT,
+        # media rows: the inputs shown beside the clip, by row position
+        "inputs": _inputs(catalog),
         "id": _cleaned(catalog["id"]),
         "prompt": _cleaned(pc.utf8_slice_codeunits(catalog["prompt"], 0, PROMPT_CHARS)),
         "seed": pc.cast(catalog["seed"], pa.string()).to_pylist(),
@@ -105,6 +109,21 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
 
 
 STATUS_LETTERS = {"ok": "o", "failed": "f", "pending": "p"}
+
+
+def _inputs(catalog: pa.Table) -> dict[int, list[str]]:
+    """Per row with media (ok rows: their fitted inputs are in the run dir), the names."""
+    present = [name for name in MEDIA_COLUMNS if name in catalog.column_names]
+    if not present:
+        return {}
+    ok = pc.equal(catalog["status"], "ok").to_pylist()
+    given = {name: pc.is_valid(catalog[name]).to_pylist() for name in present}
+    found = {}
+    for i, done in enumerate(ok):
+        names = [name for name in present if given[name][i]]
+        if done and names:
+            found[i] = names
+    return found
 
 
 def build_report_data(catalog: pa.Table, context: dict) -> ReportData:

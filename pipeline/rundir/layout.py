@@ -3,6 +3,7 @@
     job.json                         the job: fingerprint, pins, versions (jobjson.py)
     clips/<k0k1>/<key>.<ext>         one clip per item, named by key (ids never become paths)
     thumbs/<k0k1>/<key>.webp         its animated poster
+    inputs/<k0k1>/<key>.<name>.png   a media row's image(s) as the model got them (fitted)
     catalog.parquet, summary.json, report.html
     _state/ledger/part-*.parquet     the checkpoint (ledger.py)
     _state/driver.lock               one driver at a time (lock.py)
@@ -34,6 +35,9 @@ from pipeline.rundir.storage import (
 CLIPS_DIR = "clips"
 THUMBS_DIR = "thumbs"
 THUMB_EXT = "webp"
+INPUTS_DIR = "inputs"
+INPUT_EXT = "png"  # lossless: exactly the pixels the pipeline was given
+ITEM_DIRS = (CLIPS_DIR, THUMBS_DIR, INPUTS_DIR)  # files named by item key: swept alike
 STATE_DIR = "_state"
 LEDGER_PART_PREFIX = "part-"
 # Names of files a killed write leaves (never a clip, thumbnail or part of the ledger).
@@ -52,6 +56,11 @@ def clip_relpath(key: str, ext: str) -> str:
 
 def thumb_relpath(key: str) -> str:
     return f"{THUMBS_DIR}/{shard(key)}/{key}.{THUMB_EXT}"
+
+
+def input_relpath(key: str, name: str) -> str:
+    """A media input of the item (`image`, `last_image`), fitted to its size."""
+    return f"{INPUTS_DIR}/{shard(key)}/{key}.{name}.{INPUT_EXT}"
 
 
 def _name(path: str) -> str:
@@ -80,6 +89,9 @@ class RunDir(Folder):
 
     def thumb_path(self, key: str) -> str:
         return self.path(*thumb_relpath(key).split("/"))
+
+    def input_path(self, key: str, name: str) -> str:
+        return self.path(*input_relpath(key, name).split("/"))
 
     @property
     def clips_dir(self) -> str:
@@ -149,8 +161,9 @@ class RunDir(Folder):
         except FileNotFoundError:
             return []
 
-    def item_files(self, folders: tuple[str, ...] = (CLIPS_DIR, THUMBS_DIR)) -> list[str]:
-        """Every file under clips/ and thumbs/ (one LIST per 1,000 files on object stores)."""
+    def item_files(self, folders: tuple[str, ...] = ITEM_DIRS) -> list[str]:
+        """Every file under clips/, thumbs/ and inputs/ (one LIST per 1,000 files on object
+        stores)."""
         paths = []
         for folder in folders:
             try:
@@ -161,7 +174,7 @@ class RunDir(Folder):
 
     def sweep(self, keep_keys: pa.Array) -> int:
         """The one sweep of what a killed run leaves (we hold the lock): temp files and
-        probes anywhere in the run dir, and clips and thumbnails no ok ledger row names.
+        probes anywhere in the run dir, and clips, thumbnails and inputs no ok ledger row names.
         Returns how many files it removed."""
         keep = set(keep_keys.to_pylist())
         doomed = [

@@ -149,3 +149,60 @@ def test_changed_image_is_a_new_request_and_the_same_command_re_renders_it(rende
 
 def _text() -> dict:
     return dict(image=None, model="tiny", negative_prompt=None)
+
+
+def test_inputs_are_kept_exported_shown_and_verified_with_their_clip(rendered, tmp_path, capsys):
+    import json
+    import tarfile
+
+    from diffusers.utils import load_image
+    from PIL import Image
+
+    from pipeline.rundir.layout import input_relpath
+
+    _, _, out, images, catalog = rendered
+    rows = {r["id"]: r for r in catalog.to_pylist()}
+    flf2v = rows["wan2.1-flf2v"]
+    for name, source in (("image", images["first"]), ("last_image", images["last"])):
+        kept = np.asarray(Image.open(out / input_relpath(flf2v["key"], name)))
+        assert np.array_equal(kept, np.asarray(load_image(str(source))))  # as the model got it
+    assert not (out / input_relpath(rows["text"]["key"], "image")).exists()
+
+    assert (
+        main(["export", str(out), "--to", "webdataset", str(tmp_path / "wds"), "--no-progress"])
+        == 0
+    )
+    with tarfile.open(tmp_path / "wds" / "00000.tar") as tar:
+        members = tar.getnames()
+        samples = {
+            json.loads(tar.extractfile(m).read())["id"]: m.split(".")[0]
+            for m in members
+            if m.endswith(".json")
+        }
+    assert f"{samples['wan2.1-flf2v']}.last_image.png" in members
+    assert f"{samples['wan2.1-i2v']}.image.png" in members
+    assert not any(m.startswith(samples["text"] + ".image") for m in members)
+
+    assert main(["export", str(out), "--to", "hf", str(tmp_path / "hf"), "--no-progress"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "hf" / "metadata.jsonl").read_text().splitlines()]
+    by_id = {line["id"]: line for line in lines}
+    kept = tmp_path / "hf" / by_id["wan2.1-flf2v"]["last_image_file_name"]
+    assert kept.read_bytes() == (out / input_relpath(flf2v["key"], "last_image")).read_bytes()
+    assert "image_file_name" not in by_id["text"]
+
+    assert (
+        main(["export", str(out), "--to", "files", str(tmp_path / "files"), "--no-progress"]) == 0
+    )
+    index = (tmp_path / "files" / "index.csv").read_text().splitlines()
+    assert index[0].endswith(",image_file_name,last_image_file_name")
+    sibling = next(line for line in index if ",wan2.1-flf2v," in line).split(",")[-1]
+    assert (tmp_path / "files" / sibling).is_file() and sibling.endswith(".last_image.png")
+
+    page = (out / "report.html").read_text()
+    assert '"inputs_dir": "inputs"' in page or '"inputs_dir":"inputs"' in page
+
+    capsys.readouterr()
+    # verify re-renders media rows too (fetching and hash-checking their images again).
+    assert main(["verify", str(out), "--sample", str(catalog.num_rows)]) == 0
+    said = capsys.readouterr().out
+    assert f"re-rendered {catalog.num_rows} and compared frames_sha256: 0 problem(s)" in said
