@@ -52,12 +52,15 @@ class JobResult:
 
 
 def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
-    manifest = load_manifest(config)
+    """Validate and plan (`promptreel plan`): read-only, but an existing run dir's media hash
+    cache spares reading unchanged images."""
+    hashes = _media_hashes(RunDir(config.out, config.storage_options)) if config.out else None
+    manifest = load_manifest(config, hashes)
     return manifest, make_plan(manifest, config.render.batch_size)
 
 
 def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> ValidatedManifest:
-    """Read and validate (every problem by row, exit 2)."""
+    """Read and validate (every problem by row, exit 2); `hashes`: see MediaHashes."""
     resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
     media = MediaOptions(config.media, config.resize, "", config.storage_options, hashes)
     return load(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from pipeline.media.source import MediaError, MediaLimits, read_media, stat_medi
 from pipeline.schema import MEDIA_COLUMNS, MEDIA_HASH_SUFFIX, RESIZE
 
 DEFAULT_RESIZE = "crop"
+STAT_THREADS = 16
 
 
 @dataclass
@@ -126,8 +128,13 @@ def media_columns(table, text_of, codes, families, resolved, params, problems, o
         locations[name] = {
             int(r): resolve_location(t, options.base) for r, t in zip(rows, texts, strict=True)
         }
-    for url in dict.fromkeys(u for found in locations.values() for u in found.values()):
-        cells[url] = _inspect(url, options)
+    urls = list(dict.fromkeys(u for found in locations.values() for u in found.values()))
+    # Stats carry no content: many at once (remote stores are round trips); each file's
+    # bytes are then read one at a time, only where the hash cache cannot answer.
+    with ThreadPoolExecutor(STAT_THREADS) as pool:
+        stats = dict(zip(urls, pool.map(lambda url: _stat(url, options), urls), strict=True))
+    for url in urls:
+        cells[url] = _inspect(url, stats[url], options)
     columns, hashes = [], []
     for name in MEDIA_COLUMNS:
         found = locations[name]
@@ -174,10 +181,18 @@ def _needed(name: str, family) -> str:
     return f"expected a path or URL of an image: {family.name} models need {name}"
 
 
-def _inspect(url: str, options: MediaOptions) -> _Cell:
-    """Stat, then the hash cache or one read + probe. Never raises for a bad file."""
+def _stat(url: str, options: MediaOptions):
     try:
-        stat = stat_media(url, options.limits, options.storage_options)
+        return stat_media(url, options.limits, options.storage_options)
+    except MediaError as exc:
+        return exc
+
+
+def _inspect(url: str, stat, options: MediaOptions) -> _Cell:
+    """The hash cache, or one read + probe. Never raises for a bad file."""
+    try:
+        if isinstance(stat, MediaError):
+            raise stat
         known = options.hashes.get(stat) if options.hashes is not None else None
         if known is not None:
             return _Cell(known["sha256"], known["width"], known["height"])
