@@ -114,7 +114,10 @@ class Renderer:
             num_frames=first.num_frames,
             num_inference_steps=first.num_inference_steps,
             guidance_scale=first.guidance_scale,
-            generator=generators,
+            # One item: its generator itself. LTXImageToVideoPipeline draws decode noise with
+            # torch.randn(generator=...), which takes no list (randn_tensor draws the same
+            # numbers from [g] as from g, so other families' pixels do not move).
+            generator=generators if len(generators) > 1 else generators[0],
             output_type="np",
         )
         kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket

@@ -255,7 +255,8 @@ def test_unsupported_pipeline_class_lists_the_supported_ones(tmp_path):
     (model / "model_index.json").write_text(json.dumps({"_class_name": "FooVideoPipeline"}))
     found = problems([{"prompt": "p", "seed": 1, "model": str(model)}])
     assert found[0][1] == "model"
-    assert "unsupported pipeline class 'FooVideoPipeline'; supported: WanPipeline" in found[0][2]
+    assert "unsupported pipeline class 'FooVideoPipeline'; supported: " in found[0][2]
+    assert "WanPipeline" in found[0][2] and "WanImageToVideoPipeline" in found[0][2]
     assert "LTXConditionPipeline" in found[0][2] and "CogVideoXPipeline" in found[0][2]
 
 

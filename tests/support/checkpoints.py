@@ -265,6 +265,103 @@ def _cogvideox():
     )
 
 
+def _ltx_i2v():
+    """LTXImageToVideoPipeline: the components of the `ltx` builder (diffusers' I2V test
+    uses the same configs); its timestep-conditioned VAE makes decode_* matter."""
+    from diffusers import LTXImageToVideoPipeline
+
+    return LTXImageToVideoPipeline(**_ltx(condition=False).components)
+
+
+def _cogvideox_i2v(v15: bool):
+    """CogVideoXImageToVideoPipeline as diffusers' I2V test builds it: the transformer takes
+    noise and image latents (in_channels doubled), rotary positions; 5B I2V adds learned
+    positions at its sample size (16x16 here), 1.5 I2V patch_size_t 2 and an ofs embedding
+    (ofs_embed_dim must equal time_embed_dim: the two embeddings are summed)."""
+    import torch
+    from diffusers import CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
+
+    parts = _cogvideox().components
+    torch.manual_seed(_SEED)
+    version = dict(patch_size_t=2, ofs_embed_dim=2, patch_bias=False) if v15 else {}
+    parts["transformer"] = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16,  # RoPE: a multiple of 16
+        in_channels=8, out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1,
+        sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=226,
+        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=not v15,
+        **version,
+    )  # fmt: skip
+    return CogVideoXImageToVideoPipeline(**parts)
+
+
+def _hunyuan_i2v():
+    """HunyuanVideoImageToVideoPipeline (HunyuanVideo-I2V: token_replace, embedded
+    guidance): the `hunyuan` components with a LLaVA text encoder that reads the image.
+    The default template's 576 image tokens must equal the vision tower's patches: 24x24
+    images, patch 1 (CLS dropped). The tokenizer learns merges from the I2V template and
+    has `<image>` as one token; the template costs ~180 tokens (crop_start: 103), so the
+    prompt survives the crop."""
+    import torch
+    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import (
+        DEFAULT_PROMPT_TEMPLATE,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    from tests.support.video_checkpoints import hunyuan, template_tokenizer
+
+    parts = hunyuan().components
+    torch.manual_seed(_SEED)
+    # "system" made one token, so `<image>` sits at the template's image_emb_start (5).
+    text = DEFAULT_PROMPT_TEMPLATE["template"].replace("{}", "") + "\nsystem" * 8
+    tokenizer = template_tokenizer(text)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    llama = LlamaConfig(
+        bos_token_id=1, eos_token_id=2, pad_token_id=3, hidden_size=16, intermediate_size=37,
+        num_attention_heads=4, num_hidden_layers=3, vocab_size=len(tokenizer),
+        hidden_act="gelu", max_position_embeddings=1024,
+    )  # fmt: skip
+    vision = CLIPVisionConfig(
+        hidden_size=8, intermediate_size=16, projection_dim=8, num_attention_heads=2,
+        num_hidden_layers=2, image_size=24, patch_size=1,
+    )  # fmt: skip
+    llava = LlavaConfig(
+        vision_config=vision,
+        text_config=llama,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=3,
+    )
+    parts["transformer"] = HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=1,
+        patch_size_t=1,
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+        image_condition_type="token_replace",
+    )
+    parts |= dict(
+        tokenizer=tokenizer,
+        text_encoder=LlavaForConditionalGeneration(llava).eval(),
+        image_processor=CLIPImageProcessor(crop_size=24, size=24),
+    )
+    return HunyuanVideoImageToVideoPipeline(**parts)
+
+
 # name -> builder of a diffusers pipeline; the family each is detected as, for tests.
 BUILDERS = {
     "wan2.1": lambda: _wan("2.1"),
@@ -279,6 +376,10 @@ I2V_BUILDERS = {
     "wan2.1-i2v": lambda: _wan_i2v("2.1"),
     "wan2.1-flf2v": lambda: _wan_i2v("flf2v"),
     "wan2.2-i2v-a14b": lambda: _wan_i2v("a14b"),
+    "ltx-i2v": _ltx_i2v,
+    "cogvideox-i2v": lambda: _cogvideox_i2v(v15=False),
+    "cogvideox-1.5-i2v": lambda: _cogvideox_i2v(v15=True),
+    "hunyuan-i2v": _hunyuan_i2v,
 }
 DETECTED_FAMILY = {
     "wan2.1": "wan",

@@ -1,4 +1,5 @@
-"""CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`.
+"""CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`; 5B I2V and 1.5 5B I2V:
+`CogVideoXImageToVideoPipeline` (a row's `image` is the first frame).
 
 Frames 8k+1, not 4k+1 (measured with plain diffusers 0.42 on a tiny checkpoint: 5 frames
 requested render 8, 13 render 16; 9 and 17 render as asked). The VAE decodes latent
@@ -9,6 +10,12 @@ padding before decoding: the same rule; their native 16k+1 (81, 161) is a case o
 Sides multiples of 16 (VAE 8 x patch 2). The transformer takes exactly 226 text tokens
 (`max_sequence_length` 226; 512 fails with a shape error). Its initial noise is drawn in
 the prompt embeddings' dtype, so cached embeddings keep the dtype `encode_prompt` returns.
+
+Image-to-video (diffusers 0.42): the transformer takes noise and image latents (in_channels
+doubled); text is encoded as above, frames and sides follow the same rules (1.5 pads and
+drops latent frames alike). 1.5 is told apart the same way (patch_size_t). CogVideoX-5b-I2V
+has learned positional embeddings: its transformer raises on any size but its sample size
+(480x720), which validate cannot express (Shape has no fixed size): such rows fail at render.
 """
 
 from __future__ import annotations
@@ -50,4 +57,34 @@ COGVIDEOX = Family(
     hub_hints=("cogvideox",),
     notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
 )
-FAMILIES = (COGVIDEOX_15, COGVIDEOX)
+I2V_CLASSES = ("CogVideoXImageToVideoPipeline",)
+# __call__ encodes one image per prompt of the call: media rows render one per call.
+I2V = dict(
+    pipeline_classes=I2V_CLASSES,
+    shape=SHAPE,
+    encode_text=encode_cogvideox,
+    batch_pixel_safe=False,
+    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    media_inputs=("image",),
+    media_required=("image",),
+)
+COGVIDEOX_15_I2V = Family(
+    name="cogvideox-1.5-i2v",
+    title="CogVideoX 1.5 5B I2V image-to-video (patch_size_t 2, ofs embedding)",
+    # THUDM/CogVideoX1.5-5B-I2V model card: 81 frames, 50 steps, guidance 6, 16 fps; the
+    # size is free (the card's 1360x768 is the transformer's sample size).
+    defaults=model_card_defaults(768, 1360, 81, 16, 50, 6.0),
+    matches=is_v15,
+    hub_hints=("cogvideox1.5-5b-i2v",),
+    **I2V,
+)
+COGVIDEOX_I2V = Family(
+    name="cogvideox-i2v",
+    title="CogVideoX 5B I2V image-to-video (480x720 only)",
+    # THUDM/CogVideoX-5b-I2V model card: 480x720, 49 frames, 50 steps, guidance 6, 8 fps.
+    defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
+    hub_hints=("cogvideox-5b-i2v",),
+    notes="renders only at its sample size, 480x720 (learned positional embeddings)",
+    **I2V,
+)
+FAMILIES = (COGVIDEOX_15_I2V, COGVIDEOX_I2V, COGVIDEOX_15, COGVIDEOX)

@@ -1,4 +1,5 @@
-"""HunyuanVideo: `HunyuanVideoPipeline` (Llama text encoder + CLIP pooled, prompt template).
+"""HunyuanVideo: `HunyuanVideoPipeline` (Llama text encoder + CLIP pooled, prompt template);
+HunyuanVideo-I2V: `HunyuanVideoImageToVideoPipeline` (a row's `image` is the first frame).
 
 diffusers 0.42: `guidance_scale` is the *embedded* guidance of the distilled model (a
 transformer input, no second pass); real classifier-free guidance is `true_cfg_scale`
@@ -9,11 +10,18 @@ raises on sides not multiples of 16; validate refuses both first.
 the Llama hidden states of the template-wrapped text cropped at the template's
 `crop_start`, padded to max_sequence_length 256 (never to the batch's longest: batching
 is text-safe), plus CLIP's pooled output.
+
+Image-to-video: the LLaVA text encoder reads the image together with the text (and the
+negative with a black image), so no text embedding can be cached apart from its image:
+`encode_text` is None. Only the token_replace transformer (hunyuanvideo-community/
+HunyuanVideo-I2V) is supported: the latent_concat one (HunyuanVideo-I2V-33ch) decodes and
+then drops the first 4 frames, returning num_frames - 4, which the catalog cannot record.
 """
 
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    Checkpoint,
     Family,
     Param,
     Shape,
@@ -62,4 +70,30 @@ HUNYUAN = Family(
     hub_hints=("hunyuanvideo", "hunyuan-video", "hunyuan_video"),
     notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",
 )
-FAMILIES = (HUNYUAN,)
+
+
+def is_token_replace(checkpoint: Checkpoint) -> bool:
+    """Not the 33-channel latent_concat transformer (unreadable configs: assumed not)."""
+    return checkpoint.config("transformer").get("image_condition_type") != "latent_concat"
+
+
+HUNYUAN_I2V = Family(
+    name="hunyuan-i2v",
+    title="HunyuanVideo-I2V image-to-video (token_replace; embedded guidance; true CFG per row)",
+    pipeline_classes=("HunyuanVideoImageToVideoPipeline",),
+    shape=Shape(frame_step=4, side_multiple=16),
+    # diffusers' HunyuanVideoImageToVideoPipeline docs example for HunyuanVideo-I2V: the
+    # call's 720x1280, 129 frames, 50 steps, embedded guidance 6; 24 fps as HunyuanVideo.
+    defaults=model_card_defaults(720, 1280, 129, 24, 50, 6.0),
+    encode_text=None,
+    params=(TRUE_CFG_SCALE,),
+    needs_negative=true_cfg_above_one,
+    batch_pixel_safe=False,
+    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    matches=is_token_replace,
+    hub_hints=("hunyuanvideo-i2v",),
+    notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",
+    media_inputs=("image",),
+    media_required=("image",),
+)
+FAMILIES = (HUNYUAN_I2V, HUNYUAN)

@@ -1,11 +1,13 @@
-"""LTX-Video 0.9.x: `LTXPipeline`, and `LTXConditionPipeline` used text-only.
+"""LTX-Video 0.9.x: `LTXPipeline`, `LTXConditionPipeline` used text-only, and
+`LTXImageToVideoPipeline` (image-to-video: a row's `image` is the first frame).
 
 diffusers 0.42 floors num_frames to 8k+1 silently (latent frames = (F-1)//8+1) and
 raises on sides not multiples of 32 only once a GPU is busy; validate refuses both.
 `encode_prompt` returns (embeds, mask, negative embeds, negative mask): the cache keeps
 embeds and mask, encoded at the call's max_sequence_length (128; 256 for
 LTXConditionPipeline). `frame_rate` stays diffusers' default 25 (rope scaling); the
-`fps` column only labels the clip.
+`fps` column only labels the clip. The image-to-video pipeline shares all of this (its
+`__call__` is LTXPipeline's plus `image`, one image per call).
 """
 
 from __future__ import annotations
@@ -69,4 +71,22 @@ LTX = Family(
     params=PARAMS,
     hub_hints=("ltx",),
 )
-FAMILIES = (LTX_CONDITION, LTX)
+# LTXImageToVideoPipeline.__call__ encodes the whole call's `image` with one generator per
+# prompt: media rows render one per call.
+LTX_I2V = Family(
+    name="ltx-i2v",
+    title="LTX-Video image-to-video (LTXImageToVideoPipeline; image is the first frame)",
+    pipeline_classes=("LTXImageToVideoPipeline",),
+    shape=SHAPE,
+    # diffusers' LTXImageToVideoPipeline docs example (Lightricks/LTX-Video): 704x480,
+    # 161 frames, 50 steps, guidance 3 (the call's default), this negative, exported at 24 fps.
+    defaults=DEFAULTS,
+    encode_text=encode_with(max_sequence_length=128, names=NAMES),
+    params=PARAMS,
+    batch_pixel_safe=False,
+    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    # No hub hint: the LTX repos hold LTXPipeline checkpoints; a hub id cannot tell.
+    media_inputs=("image",),
+    media_required=("image",),
+)
+FAMILIES = (LTX_CONDITION, LTX_I2V, LTX)

@@ -137,7 +137,7 @@ WAN21_I2V = Family(
     encode_text=encode_wan,
     batch_pixel_safe=False,
     batch_size_why=ONE_IMAGE_PER_CALL,
-    hub_hints=("i2v",),
+    hub_hints=("wan2.1-i2v",),  # not bare "i2v": CogVideoX and Hunyuan I2V ids have it
     media_inputs=("image",),
     media_required=("image",),
 )
