@@ -34,6 +34,8 @@ SLOW_FIRST = (
     "test_node_loss.py",
     "test_e2e.py",
     "test_families.py",
+    "test_media_families.py",
+    "test_media_rows.py",
     "test_s3.py",
     "test_early_exit.py",
 )

@@ -116,7 +116,8 @@ def test_forced_encode_failure_is_a_failed_row_with_ffmpegs_message(tmp_path, ra
 
 
 def test_ray_job_entrypoint_and_demo_command(tmp_path):
-    """`python -m jobs.render` and `promptreel demo` run the same job as subprocesses."""
+    """`python -m jobs.render` and `promptreel demo` run the same job as subprocesses (the
+    entry point is under test in the first: the null model; the demo is the demo)."""
     import subprocess
     import sys
 
@@ -131,6 +132,8 @@ def test_ray_job_entrypoint_and_demo_command(tmp_path):
             str(manifest),
             "--out",
             str(tmp_path / "run"),
+            "--model",
+            "null",
             "--no-progress",
         ],
         cwd=REPO,

@@ -1,13 +1,16 @@
 """Crash anywhere, resume, nothing lost or doubled (issue 4, points 1-3 and 7).
 
-A render of 38 tiny items runs as a real subprocess and is SIGKILLed at several points,
-found by polling the run dir (never by sleeping): mid-run with the driver's own local Ray
-(a second driver is refused meanwhile), mid-resume joined to a shared Ray (taking over the
-dead driver's lock), and in the final phase (ledger complete, catalog not yet written).
-No kill races the run's end: the last planned batch hangs (test-only `hang` fault) in the
-first two, and the third driver blocks before its sweep (`pause:sweep`) until killed.
-The last resume must give a catalog identical, item by item, to an uninterrupted run,
-whatever the actor counts (1, 3 and 1 here against a baseline of 2).
+A render of 38 items (the null model: the checkpoint machinery is under test here, its
+frames still a pure function of the request; pixels across batch-mates and resumes with a
+real diffusion model are tests/e2e/test_pixel_contract.py's) runs as a real subprocess and
+is SIGKILLed at several points, found by polling the run dir (never by sleeping): mid-run
+with the driver's own local Ray (a second driver is refused meanwhile), mid-resume joined
+to a shared Ray (taking over the dead driver's lock), and in the final phase (ledger
+complete, catalog not yet written). No kill races the run's end: the last planned batch
+hangs (test-only `hang` fault) in the first two, and the third driver blocks before its
+sweep (`pause:sweep`) until killed. The last resume must give a catalog identical, item by
+item, to an uninterrupted run, whatever the actor counts (1, 3 and 1 here against a
+baseline of 2).
 
 The helpers here are shared with test_faults.py and test_node_loss.py.
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import RunConfig
+from pipeline.config import RenderSettings, RunConfig
 from pipeline.driver.job import load_and_plan
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.status import run_status
@@ -43,7 +46,8 @@ from tests.support.runs import (
 ITEMS = 38  # ~40: nine full batches of 4 and one short, padded batch
 FLUSH = "0.2"
 DECOYS = 100  # temp files a killed write would leave: the resume must sweep them
-RENDER_FLAGS = ("--batch-size", "4", "--flush-interval", FLUSH, "--no-progress")
+RENDER_FLAGS = ("--model", "null", "--batch-size", "4", "--flush-interval", FLUSH, "--no-progress")
+PLANNED = RenderSettings(model="null", batch_size=4)
 
 # --- the test ----------------------------------------------------------------------------
 
@@ -58,7 +62,7 @@ def manifest(tmp_path_factory) -> Path:
 def hang_last_batch(manifest) -> str:
     """A fault that makes the last planned batch (dispatched last) hang: a run that has it
     can never finish before the test kills it."""
-    _, plan = load_and_plan(RunConfig(manifest=str(manifest), out=""))
+    _, plan = load_and_plan(RunConfig(manifest=str(manifest), out="", render=PLANNED))
     return f"--inject-fault=hang:{list(plan.batches())[-1].items[0].prompt}"
 
 
@@ -206,8 +210,9 @@ def test_drifted_resume_refused_and_incremental_manifest_renders_only_new_rows(
     for flags, named in (
         (("--batch-size", "2"), "render.batch_size: run dir has 4, this command has 2"),
         (("--format", "webm"), "encode.format: run dir has 'mp4', this command has 'webm'"),
-        (("--model", "null"), "model: run dir has 'dir:"),
+        (("--model", "tiny"), "model: run dir has 'null-v1'"),
     ):
+        flags = ("--model", "null", *flags) if "--model" not in flags else flags
         assert run_in_process(manifest, out, "--no-progress", *flags) == 2
         err = capsys.readouterr().err
         assert "holds a different job" in err and named in err, err
