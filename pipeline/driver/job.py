@@ -1,8 +1,9 @@
 """One render job from manifest to catalog. The steps flow one way:
 
 read + validate -> claim the run dir (job.json) -> plan (keys) + lock + ledger -> nothing
-pending? write the catalog and stop, without Ray -> start Ray and actors (while the batches
-are composed) -> render -> catalog.parquet, summary.json, report.html
+pending, or a deadline no batch can meet? write the catalog and stop, without Ray -> start
+Ray and actors (while the batches are composed) -> render -> catalog.parquet, summary.json,
+report.html
 """
 
 from __future__ import annotations
@@ -126,10 +127,11 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)
         run.write(run.plan_keys, parquet_bytes(plan.items.select(["key"])))
-        if len(todo):  # else: no Ray at all, straight to the catalog
-            job.stop.prior = prior_batch_seconds(
-                finished, config.render.batch_size, config.cluster.batches_in_flight
-            )
+        job.stop.prior = prior_batch_seconds(
+            finished, config.render.batch_size, config.cluster.batches_in_flight
+        )
+        # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
+        if len(todo) and job.stop.admit(actor_load=0):
             startup = start_up(config, run, faults, job.stop, plan)
             rendered = _render(job, plan, todo, progress, startup)
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds

@@ -94,6 +94,8 @@ def test_deadline_shorter_than_the_work_exits_4_then_resume_matches(manifest, ba
     assert result.returncode == 4, result.stderr[-3000:]
     assert "pending (exit 4)" in result.stderr
     assert_stopped_with_pending(out, ids, "deadline")
+    # No batch could start: Ray was never started (seconds of start-up saved).
+    assert json.loads((out / "summary.json").read_text())["startup"] is None
 
     watch = run_cli("status", out, "--watch", "--interval", "0", "--refreshes", "2")
     assert watch.returncode == 0, watch.stderr

@@ -90,7 +90,8 @@ def test_status_of_a_non_run_dir_is_exit_2(tmp_path):
 
 def test_status_json(tmp_path, ray_local, capsys):
     manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(3))
-    assert main(["render", str(manifest), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = str(tmp_path / "run")
+    assert main(["render", str(manifest), "--out", out, "--model", "null", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["status", str(tmp_path / "run"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

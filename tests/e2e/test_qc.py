@@ -80,7 +80,10 @@ def test_large_frames_are_subsampled_not_copied_whole():
     assert qc.luma(frames).shape == (3, 135, 240)  # stride 8: long side <= QC_LONG_SIDE
 
 
-FLAGS = ("--actors", "1", "--batch-size", "4", "--flush-interval", "0.2", "--no-progress")
+# The null model: the QC path of a real render is under test (clips of the tiny model pass
+# QC: test_tiny_and_null_model_clips_are_not_flagged).
+FLAGS = ("--model", "null", "--actors", "1", "--batch-size", "4", "--flush-interval", "0.2")
+FLAGS += ("--no-progress",)
 
 
 def test_qc_flag_records_and_qc_fail_fails_with_reason(ray_local, tmp_path):
