@@ -75,10 +75,7 @@ class Renderer:
         items = batch.padded()
         self.faults.before_render(batch.items)
         if self.ref.kind == "null":
-            return [
-                self.pipe.frames_for(i.prompt, i.seed % SEED_SPACE, i.num_frames, i.height, i.width)
-                for i in batch.items
-            ]
+            return [self._null(item) for item in batch.items]
         if not self.family.batch_pixel_safe:  # batch-mates would change pixels: one per call
             return [self._render_alone(item) for item in batch.items]
         try:
@@ -86,6 +83,15 @@ class Renderer:
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
         return [self._finished(item, clip) for item, clip in zip(batch.items, frames)]
+
+    def _null(self, item: Item) -> np.ndarray | RenderError:
+        """The null model's uint8 frames (the `nan` fault applies to every model)."""
+        frames = self.pipe.frames_for(
+            item.prompt, item.seed % SEED_SPACE, item.num_frames, item.height, item.width
+        )
+        if self.faults.hits("nan", item.prompt):
+            return _checked(np.full(frames.shape, np.nan, np.float32))
+        return frames
 
     def _render_alone(self, item: Item) -> np.ndarray | RenderError:
         """One item in its own call; its media problems are its own error, not the batch's."""

@@ -16,7 +16,10 @@ from tests.conftest import prompt_rows, read_catalog, write_manifest
 from tests.support.runs import assert_exactly_once, by_id, clip_files, run_in_process
 
 # One retry (the default is 2; see test_lock_ledger.py): every crash costs an actor start.
+# The null model: failure handling is under test, and its actors start without torch.
 FLAGS = (
+    "--model",
+    "null",
     "--actors",
     "1",
     "--max-retries",

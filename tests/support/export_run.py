@@ -1,6 +1,7 @@
 """The source runs of the export tests, rendered once per session.
 
-`export_source_run` (tiny model): 4 hostile prompts x 5 seeds, the same request twice under two ids,
+`export_source_run` (null model: exports copy files, whatever drew their frames): 4 hostile
+prompts x 5 seeds, the same request twice under two ids,
 a case-only twin, a row that fails, passthrough columns (one called `text`).
 `export_gif_run` (null model: cheap frames; it is about the format): 2 gif clips.
 """
@@ -17,7 +18,8 @@ from tests.support.export_data import manifest_rows, render
 
 @pytest.fixture(scope="session")
 def export_source_run(tmp_path_factory, ray_local) -> Path:
-    run = render(tmp_path_factory.mktemp("export-run"), manifest_rows(), "--batch-size", "4")
+    tmp = tmp_path_factory.mktemp("export-run")
+    run = render(tmp, manifest_rows(), "--batch-size", "4", "--model", "null")
     statuses = read_catalog(run)["status"].to_pylist()
     assert statuses.count("ok") == 23 and statuses.count("failed") == 1
     return run
