@@ -9,9 +9,10 @@ and hang, PROMPT may also be an item key, to hit one request of a prompt),
   storage the clip write raises OSError (a storage blip)
   black   the frames come back black (for QC: flagged black, flat, frozen)
 and one for the driver, where PROMPT names a step of the job instead:
-  pause   at that step (`sweep`: every result is in the ledger, nothing swept, no catalog
-          yet) the driver says so on stderr and blocks until it is killed, so a test can
-          kill it exactly there, not within a timing window
+  pause   at that step (`start`: planned, before Ray and actors start; `sweep`: every
+          result is in the ledger, nothing swept, no catalog yet) the driver says so on
+          stderr and blocks until a line arrives on its stdin (it goes on) or, with no
+          stdin, until it is killed: a test acts exactly there, not within a timing window
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pipeline.errors import ConfigError
 
 KINDS = ("crash", "hang", "encode", "nan", "storage", "black", "pause")
-PAUSE_STEPS = ("sweep",)
+PAUSE_STEPS = ("start", "sweep")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ class Faults:
                 time.sleep(3600)
 
     def pause(self, step: str) -> None:
-        """The driver's `pause` fault: announce the step, then block until killed."""
+        """The driver's `pause` fault: announce the step, then block until a line arrives on
+        stdin, or for good when stdin has none to give (killed there)."""
         if self.hits("pause", step):
             print(f"promptreel: paused before {step} (test fault)", file=sys.stderr, flush=True)
-            threading.Event().wait()
+            if not sys.stdin or not sys.stdin.readline():
+                threading.Event().wait()

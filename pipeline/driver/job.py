@@ -132,6 +132,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         )
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
         if len(todo) and job.stop.admit(actor_load=0):
+            job.faults.pause("start")  # test-only: planned and claimed, nothing started yet
             startup = start_up(config, run, faults, job.stop, plan)
             rendered = _render(job, plan, todo, progress, startup)
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds

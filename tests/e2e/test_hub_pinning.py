@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fsspec
@@ -27,6 +26,7 @@ from pipeline.models.hub import family_from_model_index, pin_hub_model
 from pipeline.outputs.encode import decode_clip
 from tests.conftest import REPO, prompt_rows, read_catalog, run_cli, write_manifest
 from tests.support.hub_cache import add_snapshot, point_ref
+from tests.support.runs import poll
 
 REPO_ID = "acme/house-video"
 SHA_A = "a1" * 20
@@ -181,30 +181,33 @@ def test_moved_ref_is_refused_naming_both_shas(hf_home, first_run, tmp_path):
 
 
 def test_actors_load_the_drivers_commit_after_the_ref_moves(hf_home, first_run, tmp_path):
-    """refs/main moves to B after the driver resolved A (job.json written) and before the
-    hub model's actors start (Ray starts, then the tiny row renders first): they load A."""
+    """refs/main moves to B after the driver resolved A (job.json written) and before Ray or
+    any actor starts (the driver waits there: the test-only `pause:start`): they load A."""
     home = tmp_path / "hf_home"
     shutil.copytree(hf_home, home, symlinks=True)
-    first = {"id": "first", "prompt": "rendered first", "seed": 1, "model": "tiny", **ROW}
-    manifest = write_manifest(tmp_path / "m.parquet", [first, *prompt_rows(3, "house", **ROW)])
+    manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(3, "house", **ROW))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "pipeline", "render", str(manifest), "--out", str(out)]
-    with open(tmp_path / "log", "wb") as log:
+    log_path = tmp_path / "log"
+    with open(log_path, "wb") as log:
         driver = subprocess.Popen(
-            [*command, "--model", REPO_ID, *FLAGS],
+            [*command, "--model", REPO_ID, *FLAGS, "--inject-fault", "pause:start"],
             cwd=REPO,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **hub_env(home)},
         )
-    while not (out / "job.json").exists() and driver.poll() is None:
-        time.sleep(0.01)
-    point_ref(home / "hub", REPO_ID, SHA_B)  # seconds before any actor exists
+    # The driver pins A, writes job.json, then stops before Ray or any actor starts.
+    poll(lambda: b"paused before start" in log_path.read_bytes(), driver, log_path)
+    point_ref(home / "hub", REPO_ID, SHA_B)
+    driver.stdin.write(b"go\n")
+    driver.stdin.close()
     assert driver.wait(timeout=300) == 0, (tmp_path / "log").read_text()
     assert job_json(out)["hub_pins"] == {REPO_ID: SHA_A}
     rendered = read_catalog(out).to_pylist()
     at_a = {row["key"]: row["frames_sha256"] for row in read_catalog(first_run[1]).to_pylist()}
-    assert {row["key"]: row["frames_sha256"] for row in rendered[1:]} == at_a
+    assert {row["key"]: row["frames_sha256"] for row in rendered} == at_a
 
 
 def test_version_drift_refused_unless_allowed(hf_home, first_run, tmp_path):
