@@ -25,19 +25,25 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 REPO = Path(__file__).resolve().parent.parent
 # The longest e2e files (measured, issue 15) start first, so that under pytest-xdist
 # (`make test`: -n 3 --dist loadfile) none of them starts last and runs alone.
-SLOW_FIRST = (
-    "test_clean_stops.py",
+SLOW_FIRST = (  # longest first (wall under `make test`): the files' tail ends together
     "test_hub_pinning.py",
-    "test_pixel_contract.py",
-    "test_resume.py",
-    "test_faults.py",
-    "test_node_loss.py",
-    "test_e2e.py",
     "test_families.py",
-    "test_media_families.py",
+    "test_pixel_contract.py",
     "test_media_rows.py",
+    "test_clean_stops.py",
+    "test_media_families.py",
+    "test_e2e.py",
+    "test_node_loss.py",
+    "test_pixels.py",
+    "test_media_remote.py",
+    "test_export.py",
+    "test_faults.py",
+    "test_resume.py",
     "test_s3.py",
+    "test_ray_lifetime.py",
+    "test_video_families.py",
     "test_early_exit.py",
+    "test_job_submit.py",
 )
 
 
