@@ -14,6 +14,7 @@ than one file's bytes. A run dir's hash cache (MediaHashes) spares re-reading un
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 from pipeline.media.fit import RESIZE_POLICIES, derive_size
 from pipeline.media.probe import ImageInfo, probe_image
 from pipeline.media.source import MediaError, MediaLimits, read_media, stat_media
-from pipeline.schema import MEDIA_COLUMNS, MEDIA_HASH_SUFFIX, RESIZE
+from pipeline.schema import MEDIA_COLUMNS, RESIZE
 
 DEFAULT_RESIZE = "crop"
 STAT_THREADS = 16
@@ -81,20 +82,12 @@ class _Cell:
 
 def manifest_folder(url: str) -> str:
     """The folder of a manifest location (local path or URL), for relative media paths."""
-    return posixpath.dirname(url) if "://" in url else _local_dir(url)
-
-
-def _local_dir(path: str) -> str:
-    import os
-
-    return os.path.dirname(os.path.abspath(path))
+    return posixpath.dirname(url) if "://" in url else os.path.dirname(os.path.abspath(url))
 
 
 def resolve_location(value: str, base: str) -> str:
     """A media cell as a location to open: URLs and absolute paths as given (~ expanded),
     relative paths against the manifest's folder."""
-    import os
-
     value = value.strip()
     if "://" in value:
         return value
@@ -248,7 +241,3 @@ def _derive_sizes(table, images: dict[int, str], cells, family_of, params) -> No
 def _cell_given(table, name: str, row: int) -> bool:
     value = table[name][row].as_py()
     return value is not None and str(value).strip() != ""
-
-
-def hash_column(name: str) -> str:
-    return name + MEDIA_HASH_SUFFIX

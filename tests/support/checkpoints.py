@@ -303,7 +303,7 @@ def _hunyuan_i2v():
     has `<image>` as one token; the template costs ~180 tokens (crop_start: 103), so the
     prompt survives the crop."""
     import torch
-    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel
+    from diffusers import HunyuanVideoImageToVideoPipeline
     from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import (
         DEFAULT_PROMPT_TEMPLATE,
     )
@@ -315,7 +315,7 @@ def _hunyuan_i2v():
         LlavaForConditionalGeneration,
     )
 
-    from tests.support.video_checkpoints import hunyuan, template_tokenizer
+    from tests.support.video_checkpoints import hunyuan, hunyuan_transformer, template_tokenizer
 
     parts = hunyuan().components
     torch.manual_seed(_SEED)
@@ -338,22 +338,7 @@ def _hunyuan_i2v():
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         pad_token_id=3,
     )
-    parts["transformer"] = HunyuanVideoTransformer3DModel(
-        in_channels=4,
-        out_channels=4,
-        num_attention_heads=2,
-        attention_head_dim=10,
-        num_layers=1,
-        num_single_layers=1,
-        num_refiner_layers=1,
-        patch_size=1,
-        patch_size_t=1,
-        guidance_embeds=True,
-        text_embed_dim=16,
-        pooled_projection_dim=8,
-        rope_axes_dim=(2, 4, 4),
-        image_condition_type="token_replace",
-    )
+    parts["transformer"] = hunyuan_transformer(image_condition_type="token_replace")
     parts |= dict(
         tokenizer=tokenizer,
         text_encoder=LlavaForConditionalGeneration(llava).eval(),

@@ -88,13 +88,34 @@ def _clip_text_encoder(tokenizer, hidden: int):
     return CLIPTextModel(config).eval()
 
 
+def hunyuan_transformer(**extra):
+    """The tiny HunyuanVideo transformer (the I2V builder adds its image condition type)."""
+    from diffusers import HunyuanVideoTransformer3DModel
+
+    return HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=1,
+        patch_size_t=1,
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+        **extra,
+    )
+
+
 def hunyuan():
     import torch
     from diffusers import (
         AutoencoderKLHunyuanVideo,
         FlowMatchEulerDiscreteScheduler,
         HunyuanVideoPipeline,
-        HunyuanVideoTransformer3DModel,
     )
     from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
     from transformers import LlamaConfig, LlamaModel
@@ -114,21 +135,7 @@ def hunyuan():
         hidden_act="gelu",
         max_position_embeddings=512,
     )
-    transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4,
-        out_channels=4,
-        num_attention_heads=2,
-        attention_head_dim=10,
-        num_layers=1,
-        num_single_layers=1,
-        num_refiner_layers=1,
-        patch_size=1,
-        patch_size_t=1,
-        guidance_embeds=True,
-        text_embed_dim=16,
-        pooled_projection_dim=8,
-        rope_axes_dim=(2, 4, 4),
-    )
+    transformer = hunyuan_transformer()
     vae = AutoencoderKLHunyuanVideo(
         in_channels=3,
         out_channels=3,

@@ -35,6 +35,8 @@ DEFAULT_FIELDS = (
     "negative_prompt",
 )
 NEGATIVE_PREFIX = "negative_"  # prompt_embeds -> negative_prompt_embeds, and so on
+# Image-to-video pipelines condition a whole call on one image: media rows render alone.
+ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
 
 
 @dataclass(frozen=True)

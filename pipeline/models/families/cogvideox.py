@@ -21,6 +21,7 @@ has learned positional embeddings: its transformer raises on any size but its sa
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
     Shape,
@@ -64,7 +65,7 @@ I2V = dict(
     shape=SHAPE,
     encode_text=encode_cogvideox,
     batch_pixel_safe=False,
-    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    batch_size_why=ONE_IMAGE_PER_CALL,
     media_inputs=("image",),
     media_required=("image",),
 )

@@ -21,6 +21,7 @@ then drops the first 4 frames, returning num_frames - 4, which the catalog canno
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
     Param,
@@ -89,7 +90,7 @@ HUNYUAN_I2V = Family(
     params=(TRUE_CFG_SCALE,),
     needs_negative=true_cfg_above_one,
     batch_pixel_safe=False,
-    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    batch_size_why=ONE_IMAGE_PER_CALL,
     matches=is_token_replace,
     hub_hints=("hunyuanvideo-i2v",),
     notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",

@@ -13,6 +13,7 @@ LTXConditionPipeline). `frame_rate` stays diffusers' default 25 (rope scaling); 
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
     Param,
@@ -84,7 +85,7 @@ LTX_I2V = Family(
     encode_text=encode_with(max_sequence_length=128, names=NAMES),
     params=PARAMS,
     batch_pixel_safe=False,
-    batch_size_why="the pipeline takes one image per call: each media row renders alone",
+    batch_size_why=ONE_IMAGE_PER_CALL,
     # No hub hint: the LTX repos hold LTXPipeline checkpoints; a hub id cannot tell.
     media_inputs=("image",),
     media_required=("image",),

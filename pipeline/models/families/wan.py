@@ -12,6 +12,7 @@ max_sequence_length 512 while `encode_prompt` defaults to 226: the cache must us
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
     Param,
@@ -89,9 +90,7 @@ WAN = Family(
 
 # WanImageToVideoPipeline.__call__ conditions the whole call on ONE image (its CLIP
 # embedding is repeated over the batch): media rows render one per call.
-ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
 I2V_CLASSES = ("WanImageToVideoPipeline",)
-IMAGE_INPUTS = dict(media_inputs=("image", "last_image"), media_required=("image",))
 
 
 def is_flf2v(checkpoint: Checkpoint) -> bool:
@@ -100,46 +99,50 @@ def is_flf2v(checkpoint: Checkpoint) -> bool:
     return checkpoint.config("transformer").get("pos_embed_seq_len") is not None
 
 
-WAN22_I2V_A14B = Family(
-    name="wan2.2-i2v-a14b",
-    title="Wan 2.2 I2V A14B (image-to-video, two experts; last_image for a last frame)",
-    pipeline_classes=I2V_CLASSES,
-    shape=Shape(frame_step=4, side_multiple=16),
-    defaults=model_card_defaults(720, 1280, 81, 16, 40, 3.5, NEGATIVE),
-    encode_text=encode_wan,
+def _i2v(name, title, defaults, inputs, required, **rest) -> Family:
+    """A WanImageToVideoPipeline family: Wan's shape rules and text encoding, one media
+    row per call."""
+    return Family(
+        name=name,
+        title=title,
+        pipeline_classes=I2V_CLASSES,
+        shape=Shape(frame_step=4, side_multiple=16),
+        defaults=defaults,
+        encode_text=encode_wan,
+        batch_pixel_safe=False,
+        batch_size_why=ONE_IMAGE_PER_CALL,
+        media_inputs=inputs,
+        media_required=required,
+        **rest,
+    )
+
+
+WAN22_I2V_A14B = _i2v(
+    "wan2.2-i2v-a14b",
+    "Wan 2.2 I2V A14B (image-to-video, two experts; last_image for a last frame)",
+    model_card_defaults(720, 1280, 81, 16, 40, 3.5, NEGATIVE),
+    ("image", "last_image"),
+    ("image",),
     params=(GUIDANCE_SCALE_2,),
-    batch_pixel_safe=False,
-    batch_size_why=ONE_IMAGE_PER_CALL,
     matches=is_a14b,
     hub_hints=("i2v-a14b",),
-    **IMAGE_INPUTS,
 )
-WAN21_FLF2V = Family(
-    name="wan2.1-flf2v",
-    title="Wan 2.1 FLF2V (first and last frame: image and last_image)",
-    pipeline_classes=I2V_CLASSES,
-    shape=Shape(frame_step=4, side_multiple=16),
-    defaults=model_card_defaults(720, 1280, 81, 16, 50, 5.5, NEGATIVE),
-    encode_text=encode_wan,
-    batch_pixel_safe=False,
-    batch_size_why=ONE_IMAGE_PER_CALL,
+WAN21_FLF2V = _i2v(
+    "wan2.1-flf2v",
+    "Wan 2.1 FLF2V (first and last frame: image and last_image)",
+    model_card_defaults(720, 1280, 81, 16, 50, 5.5, NEGATIVE),
+    ("image", "last_image"),
+    ("image", "last_image"),
     matches=is_flf2v,
     hub_hints=("flf2v",),
-    media_inputs=("image", "last_image"),
-    media_required=("image", "last_image"),
 )
-WAN21_I2V = Family(
-    name="wan2.1-i2v",
-    title="Wan 2.1 image-to-video (480p/720p, CLIP image encoder)",
-    pipeline_classes=I2V_CLASSES,
-    shape=Shape(frame_step=4, side_multiple=16),
-    defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
-    encode_text=encode_wan,
-    batch_pixel_safe=False,
-    batch_size_why=ONE_IMAGE_PER_CALL,
+WAN21_I2V = _i2v(
+    "wan2.1-i2v",
+    "Wan 2.1 image-to-video (480p/720p, CLIP image encoder)",
+    model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
+    ("image",),
+    ("image",),
     hub_hints=("wan2.1-i2v",),  # not bare "i2v": CogVideoX and Hunyuan I2V ids have it
-    media_inputs=("image",),
-    media_required=("image",),
 )
 
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
