@@ -114,8 +114,8 @@ def media_columns(table, text_of, codes, families, resolved, params, problems, o
             given[:] = False
         takes = np.array([name in f.media_inputs for f in family_of], bool)
         needs = np.array([name in f.media_required for f in family_of], bool)
-        _refuse(given & ~takes & resolved, name, family_of, table, problems, _not_taken)
-        _refuse(~given & needs & resolved, name, family_of, table, problems, _needed)
+        _refuse(given & ~takes & resolved, name, family_of, problems, _not_taken)
+        _refuse(~given & needs & resolved, name, family_of, problems, _needed)
         rows = np.flatnonzero(given & takes & resolved)
         texts = values.take(pa.array(rows)).to_pylist() if len(rows) else []
         locations[name] = {
@@ -132,8 +132,9 @@ def media_columns(table, text_of, codes, families, resolved, params, problems, o
     for name in MEDIA_COLUMNS:
         found = locations[name]
         for row, url in found.items():
-            if cells[url].problem:
-                problems.extend([row], name, [f"{cells[url].problem} ({url})"])
+            problem = cells[url].problem
+            if problem:  # fetch errors name the location; probe errors do not
+                problems.extend([row], name, [problem if url in problem else f"{problem} ({url})"])
         columns.append(_column(n, found, lambda url: url))
         hashes.append(_column(n, found, lambda url: cells[url].sha256))
     has_media = np.zeros(n, bool)
@@ -156,7 +157,7 @@ def _text_like(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
 
 
-def _refuse(mask, name, family_of, table, problems, message) -> None:
+def _refuse(mask, name, family_of, problems, message) -> None:
     rows = np.flatnonzero(mask)
     if len(rows):
         problems.extend(rows, name, [message(name, family_of[r]) for r in rows.tolist()])
