@@ -38,6 +38,7 @@ from tests.support.runs import (
     kill_session,
     ledger_keys,
     poll,
+    render_actor_pids,
     run_in_process,
     start_render,
     wait_render_actors_gone,
@@ -114,6 +115,7 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
 
     # Kill 2: mid-resume (it takes the stale lock over), joined to a shared Ray, 3 actors.
     log = tmp_path / "kill2.log"
+    older = set(render_actor_pids(os.getpid()))  # on the shared Ray before this driver
     proc = start_render(
         manifest,
         out,
@@ -129,7 +131,7 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     kill_session(proc, take_snapshot)
     mark("kill2_killed")
     recorded2, clips2 = snapshot["keys"], snapshot["clips"]
-    wait_render_actors_gone()
+    wait_render_actors_gone(older)
     mark("kill2_killed_actors_gone")
     assert recorded1 <= recorded2
     _assert_not_rerendered(out, recorded1, clips1)
@@ -158,7 +160,7 @@ def test_sigkill_at_several_points_then_resume_matches_uninterrupted_run(
     )
     poll(lambda: b"paused before sweep" in log.read_bytes(), proc, log)
     kill_session(proc)
-    wait_render_actors_gone()
+    wait_render_actors_gone(older)
     mark("kill3_killed")
     assert not (out / "catalog.parquet").exists(), "killed too late: catalog already written"
     recorded3 = ledger_keys(out)

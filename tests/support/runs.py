@@ -111,9 +111,11 @@ def render_actor_pids(root_pid: int) -> list[int]:
     return pids
 
 
-def wait_render_actors_gone(timeout: float = 60) -> None:
-    """Ray kills a dead driver's actors; wait, so none writes a clip after this point."""
-    poll(lambda: not render_actor_pids(os.getpid()), None, None, timeout)
+def wait_render_actors_gone(older: set[int] = frozenset(), timeout: float = 60) -> None:
+    """Ray kills a dead driver's actors; wait, so none writes a clip after this point.
+    `older`: render actors that were there before that driver started (another test's, on
+    the session's Ray), which are not its to wait for."""
+    poll(lambda: not set(render_actor_pids(os.getpid())) - set(older), None, None, timeout)
 
 
 def run_in_process(manifest: Path, out: Path, *flags: str) -> int:
