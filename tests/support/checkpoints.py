@@ -39,13 +39,32 @@ def _t5(tokenizer, umt5: bool = False):
     return T5EncoderModel(T5Config(**config)).eval()
 
 
+def _wan_transformer(**channels):
+    """The tiny Wan transformer of diffusers' tests; `channels`: in/out channels and the
+    image-to-video extras."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        **channels,
+    )
+
+
 def _wan(variant: str):
     import torch
     from diffusers import (
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         WanPipeline,
-        WanTransformer3DModel,
     )
 
     torch.manual_seed(_SEED)
@@ -76,20 +95,7 @@ def _wan(variant: str):
     )
 
     def transformer():
-        return WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
-            in_channels=z,
-            out_channels=z,
-            text_dim=32,
-            freq_dim=256,
-            ffn_dim=32,
-            num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=32,
-        )
+        return _wan_transformer(in_channels=z, out_channels=z)
 
     extra = {}
     if variant == "a14b":
@@ -115,7 +121,6 @@ def _wan_i2v(variant: str):
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         WanImageToVideoPipeline,
-        WanTransformer3DModel,
     )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
@@ -124,19 +129,9 @@ def _wan_i2v(variant: str):
     a14b = variant == "a14b"
 
     def transformer():
-        return WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
+        return _wan_transformer(
             in_channels=36,  # noise 16 + mask 4 + the image's latents 16
             out_channels=16,
-            text_dim=32,
-            freq_dim=256,
-            ffn_dim=32,
-            num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=32,
             image_dim=None if a14b else 4,
             # FLF2V: first and last image, 32 * 32 patches + CLS each.
             pos_embed_seq_len=2 * (32 * 32 + 1) if variant == "flf2v" else None,
