@@ -67,6 +67,11 @@ class BatchWorker:
         self._encoders = ThreadPoolExecutor(max(1, spec.encode_workers), "encode")
         self._render_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Before the actor loads another model: no encode is left running (a batch's
+        results return only when its clips are written)."""
+        self._encoders.shutdown(wait=True)
+
     def process(self, batch: Batch) -> list[dict]:
         with self._render_lock:
             started = time.perf_counter()

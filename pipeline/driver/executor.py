@@ -9,6 +9,7 @@ Ray, is the checkpoint (see design.md, "Render stage").
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -75,33 +76,56 @@ def shutdown_ray() -> None:
 
 
 class RenderActor:
-    """Holds one loaded pipeline for the whole run (loaded once, in the constructor, or with
+    """Holds one loaded pipeline at a time (loaded in the constructor, or with
     `load_now=False` in the first `ready()`: an actor started before the batches were
-    composed only imports its libraries; see pipeline/driver/startup.py)."""
+    composed only imports its libraries; see pipeline/driver/startup.py). A run with
+    several models keeps its actors: `ready(spec)` swaps the pipeline for the next model,
+    which on a cluster spares a process start and the libraries' import per model."""
 
     def __init__(self, spec: WorkerSpec, load_now: bool = True):
         self.spec = spec
         self.worker = BatchWorker(spec) if load_now else None
+        self._loading = threading.Lock()
         if not load_now:
             from pipeline.actor.renderer import warm_imports
 
             warm_imports(spec.model)
 
-    def ready(self) -> int:
-        if self.worker is None:
-            self.worker = BatchWorker(self.spec)
+    def ready(self, spec: WorkerSpec | None = None) -> int:
+        with self._loading:
+            spec = spec or self.spec
+            if self.worker is None or self.worker.spec.model != spec.model:
+                if self.worker is not None:
+                    self.worker.close()  # the old weights go before the new ones load
+                    self.worker = None
+                    release_memory()
+                self.spec = spec
+                self.worker = BatchWorker(spec)
         return os.getpid()
 
     def process(self, batch: Batch) -> list[dict]:
         return self.worker.process(batch)
 
 
-class _Slot:
-    """One render actor: starting (ready_ref set) or ready; what it has in flight."""
+def release_memory() -> None:
+    """Give a dropped pipeline's memory back (host, and the GPU's cache when there is one)."""
+    import gc
+    import sys
 
-    def __init__(self, actor):
+    gc.collect()
+    torch = sys.modules.get("torch")  # the null model never imports it
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class _Slot:
+    """One render actor: starting or loading (ready_ref set) or ready; what it has in
+    flight."""
+
+    def __init__(self, actor, spec: WorkerSpec, reused: bool = False):
         self.actor = actor
-        self.ready_ref = actor.ready.remote()
+        self.ready_ref = actor.ready.remote(spec)
+        self.reused = reused  # kept from the previous model: its death is not a bad start
         self.load = 0
         self.exclusive = False  # running a retry alone, so a crash names its culprit
         self.progress_at = time.monotonic()  # last dispatch to an idle actor, or result
@@ -151,28 +175,36 @@ class Dispatcher:
         self.on_tick = on_tick  # called about once a second (flush, heartbeat)
         # When a batch may start, and when to stop (pipeline/driver/stopping.py: deadline, signal).
         self.gate = gate or _AlwaysOpen()
+        self.actors_started = 0  # new processes, replacements included (summary.json)
 
     def _new_actor(self, spec: WorkerSpec):
+        self.actors_started += 1
         return new_render_actor(self.cluster, spec)
 
-    def run(self, spec: WorkerSpec, batches: Iterable[Batch], actors=()) -> None:
-        """`actors`: render actors for `spec` started earlier (pipeline/driver/startup.py)."""
+    def run(self, spec: WorkerSpec, batches: Iterable[Batch], actors=(), most: int = 0) -> list:
+        """Render `batches` on `actors` (started earlier, or kept from the previous model)
+        plus new ones up to `--actors`, or `most` when that is fewer (the batch count:
+        an actor without a batch would only load weights). Returns the actors still ready
+        when every batch is done, for the next model; on an error or a deadline's
+        abandon they are killed."""
         import ray
 
-        slots = [_Slot(actor) for actor in actors]
-        slots += [
-            _Slot(self._new_actor(spec)) for _ in range(max(1, self.cluster.actors) - len(slots))
-        ]
+        wanted = min(self.cluster.actors, most) if most else self.cluster.actors
+        slots = [_Slot(actor, spec, reused=True) for actor in actors]
+        slots += [_Slot(self._new_actor(spec), spec) for _ in range(max(1, wanted) - len(slots))]
         feed = _Feed(batches)
         in_flight: dict = {}  # ObjectRef -> (slot, batch)
         state = {"ever_ready": False, "start_failures": 0, "idle_since": time.monotonic()}
+        kept: list = []
         try:
             while True:
                 self._dispatch(slots, feed, in_flight)
                 if not in_flight and (feed.empty() or self.gate.stopping):
-                    return  # a stop leaves the rest pending, for a resume
+                    # a stop leaves the rest pending, for a resume
+                    kept = [slot.actor for slot in slots if slot.ready_ref is None]
+                    return kept
                 if self.gate.abandon_due():
-                    return  # the finally kills the actors; their batches stay pending
+                    return []  # the finally kills the actors; their batches stay pending
                 starting = {s.ready_ref: s for s in slots if s.ready_ref is not None}
                 done, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=1.0)
                 self.on_tick()
@@ -185,7 +217,8 @@ class Dispatcher:
                 self._kill_hung(slots)
         finally:
             for slot in slots:  # free their CPUs/GPUs now, also on an interrupt
-                _kill(slot.actor)
+                if slot.actor not in kept:
+                    _kill(slot.actor)
 
     def _dispatch(self, slots, feed: _Feed, in_flight: dict) -> None:
         """Round-robin, one batch per ready actor per pass, up to `batches_in_flight` each."""
@@ -213,6 +246,9 @@ class Dispatcher:
         try:
             ray.get(slot.ready_ref)
         except ray.exceptions.RayError as exc:
+            if slot.reused and _is_dead(exc):  # lost since the last model: not a bad start
+                self._replace(spec, slots, slot)
+                return
             state["start_failures"] += 1
             if not state["ever_ready"]:
                 raise ConfigError(f"render actor failed to start: {_describe(exc)}") from exc
@@ -257,7 +293,7 @@ class Dispatcher:
 
     def _replace(self, spec, slots, slot) -> None:
         _kill(slot.actor)
-        slots[slots.index(slot)] = _Slot(self._new_actor(spec))
+        slots[slots.index(slot)] = _Slot(self._new_actor(spec), spec)
 
     def _check_stalled(self, slots, in_flight, state) -> None:
         if in_flight or any(s.ready_ref is None for s in slots):

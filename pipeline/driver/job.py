@@ -133,7 +133,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
         if len(todo) and job.stop.admit(actor_load=0):
             job.faults.pause("start")  # test-only: planned and claimed, nothing started yet
-            startup = start_up(config, run, faults, job.stop, plan)
+            startup = start_up(config, run, faults, job.stop, plan, todo)
             rendered = _render(job, plan, todo, progress, startup)
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds
         timings = startup.timings() if startup else None  # None: Ray never started
@@ -218,18 +218,21 @@ def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp)
 
     live = LiveReport(job.run, plan.rows, ledger, report_context, config.report_interval_s)
 
-    pending_models = plan.items.filter(pc.is_in(plan.items["key"], value_set=todo))["model"]
-    models = pc.unique(pending_models).to_pylist()
-    models.sort(key=lambda model: model != config.render.model)  # the early actors' first
     early = startup.early
+    actors = early.take_actors()  # kept from model to model: each loads the next one
     try:
-        for model in models:
+        for model in plan.pending_models(todo, config.render.model):
             if stop.stopping:
                 break
             dispatcher = Dispatcher(config.cluster, book, on_final, on_tick, gate=stop)
             batches = plan.batches(todo, model=model)
-            dispatcher.run(early.spec_for(model), batches, actors=early.take_actors(model))
+            most = plan.batch_count(todo, model=model)
+            try:
+                actors = dispatcher.run(early.spec_for(model), batches, actors, most)
+            finally:
+                early.actors_started += dispatcher.actors_started
     finally:
+        early.release(shutdown=False, also=actors)
         live.close()  # a live rewrite still running must not land after the final report
     if progress is not None:
         progress.close()

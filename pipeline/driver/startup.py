@@ -8,10 +8,10 @@ Ray. What is left to overlap with Ray's start (5-30 s here, which cannot be cut 
 the batch composition, the larger part of planning for big manifests (a million items:
 keys ~1 s, composition ~5 s, see bench/README.md).
 
-The early actors (for the run's default `--model`) take their Ray resources and import
-torch/diffusers; they load weights only in their first `ready()`, which the dispatcher
-calls once the composition exists. Actors for another model (a manifest `model` column)
-start later, as before.
+The early actors (for the first model to render: the run's `--model` when it has pending
+items) take their Ray resources and import torch/diffusers; they load weights only in
+their first `ready()`, which the dispatcher calls once the composition exists. With a
+manifest `model` column the same actors then load each further model in turn.
 
 A signal during start-up interrupts it as Ctrl-C always did: KeyboardInterrupt, exit 130,
 nothing rendered; the Ray this start began is shut down.
@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import pyarrow as pa
 
 from pipeline.actor.faults import Faults
 from pipeline.config import RunConfig
@@ -43,14 +45,21 @@ class StartedUp:
         return {
             "ray_and_actors_s": round(self.ray_and_actors_s, 3),
             "composition_s": round(self.composition_s, 3),
+            # render actor processes this run started (early, per model, replacements)
+            "actors_started": self.early.actors_started,
         }
 
 
-def start_up(config: RunConfig, run: RunDir, faults: Faults, stop, plan: Plan) -> StartedUp:
+def start_up(
+    config: RunConfig, run: RunDir, faults: Faults, stop, plan: Plan, todo: pa.Array
+) -> StartedUp:
     """Ray and the early actors here, `plan.composition` in a helper thread. `stop`
     (StopControl) is armed once both are done: from then on a signal means a clean stop
-    (exit 4)."""
-    early = EarlyStart(config, run, faults)
+    (exit 4). `todo`: the pending keys, which name the first model and bound the actors."""
+    # A batch holds at most batch_size items: never more early actors than batches.
+    count = min(config.cluster.actors, -(-len(todo) // config.render.batch_size))
+    first_model = plan.pending_models(todo, config.render.model)[0]
+    early = EarlyStart(config, run, faults, first_model, count)
     with ThreadPoolExecutor(1, thread_name_prefix="compose") as pool:
         composed = pool.submit(_timed, lambda: plan.composition)
         try:
@@ -73,19 +82,22 @@ def _timed(work: Callable) -> float:
 
 
 class EarlyStart:
-    """Starts Ray and `--actors` render actors (not yet loaded) in the driver's main thread,
-    while another thread composes the planned batches.
+    """Starts Ray and `count` render actors (not yet loaded) for the first model to render,
+    in the driver's main thread, while another thread composes the planned batches.
 
     Ray must start in a thread that lives as long as the driver: it ties gcs_server and the
     raylet to the *thread* that started them (PR_SET_PDEATHSIG fires when that thread
     exits). Measured: a Ray started in a helper thread lost its GCS when the thread ended."""
 
-    def __init__(self, config: RunConfig, run: RunDir, faults: Faults):
+    def __init__(self, config: RunConfig, run: RunDir, faults: Faults, model: str, count: int):
         self._config = config
         self._run = run
         self._faults = faults
+        self._model = model
+        self._count = count
         self._actors: list = []
         self._started_ray = False
+        self.actors_started = 0  # here, and added by the render step's dispatchers
 
     def start(self, cancelled: Callable[[], bool]) -> None:
         """Start (or join) Ray, then the actors unless `cancelled()` (composition failed)."""
@@ -95,11 +107,11 @@ class EarlyStart:
         init_ray(self._config.cluster)
         if cancelled():
             return
-        spec = self.spec_for(self._config.render.model)
+        spec = self.spec_for(self._model)
         self._actors = [
-            new_render_actor(self._config.cluster, spec, load_now=False)
-            for _ in range(self._config.cluster.actors)
+            new_render_actor(self._config.cluster, spec, load_now=False) for _ in range(self._count)
         ]
+        self.actors_started = len(self._actors)
 
     def spec_for(self, model: str):
         from pipeline.actor.worker import WorkerSpec
@@ -116,21 +128,18 @@ class EarlyStart:
             media=self._config.media,
         )
 
-    def take_actors(self, model: str) -> list:
-        """The early actors, if they are for `model` (each is handed out once); else none,
-        and the early ones are killed so their resources go to this model's actors."""
-        if self.spec_for(model).model != self.spec_for(self._config.render.model).model:
-            self.release(shutdown=False)
-            return []
+    def take_actors(self) -> list:
+        """The early actors, handed out once: the render step loads each model in them."""
         actors, self._actors = self._actors, []
         return actors
 
-    def release(self, shutdown: bool) -> None:
-        """Kill the actors nobody took; with `shutdown` (start-up failed or was
-        interrupted) also stop a Ray this start began, so nothing is left running."""
+    def release(self, shutdown: bool, also=()) -> None:
+        """Kill the actors nobody took and `also` (those the render step kept to the end);
+        with `shutdown` (start-up failed or was interrupted) also stop a Ray this start
+        began, so nothing is left running."""
         from pipeline.driver.executor import kill_actor
 
-        for actor in self._actors:
+        for actor in [*self._actors, *also]:
             kill_actor(actor)
         self._actors = []
         if shutdown and self._started_ray:

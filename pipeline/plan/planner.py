@@ -67,6 +67,16 @@ class Plan:
             buckets.append({**bucket, "items": items, "batches": batches})
         return buckets
 
+    def batch_count(self, pending_keys: pa.Array | None = None, model: str | None = None) -> int:
+        """How many planned batches hold a pending item (of `model`)."""
+        return len(self.composition.batches_with(self._wanted(pending_keys, model)))
+
+    def pending_models(self, pending_keys: pa.Array, first: str) -> list[str]:
+        """The models with pending items, in render order: `first` (the run's --model)
+        first, then as they sort."""
+        pending = self.items.filter(pc.is_in(self.items["key"], value_set=pending_keys))
+        return sorted(pc.unique(pending["model"]).to_pylist(), key=lambda m: (m != first, m))
+
     def batches(self, pending_keys: pa.Array | None = None, model: str | None = None):
         """The planned batches holding a pending item (of `model`), in dispatch order.
 

@@ -72,3 +72,23 @@ def test_overlapped_batches_give_the_same_results_as_sequential(tmp_path):
         assert [r["frames_sha256"] for r in rows_a] == [r["frames_sha256"] for r in rows_b]
         assert [r["sha256"] for r in rows_a] == [r["sha256"] for r in rows_b]
         assert all(r["status"] == "ok" for r in rows_a + rows_b)
+
+
+def test_a_render_actor_loads_the_next_model_in_place(tmp_path):
+    """A run with several models keeps its actors: `ready(spec)` swaps the pipeline, and
+    the same model again keeps the loaded one."""
+    from pipeline.driver.executor import RenderActor
+
+    run = RunDir(str(tmp_path / "run"))
+    null = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(), run)
+    tiny = WorkerSpec("tiny", RenderSettings(), EncodeSettings(), run)
+    actor = RenderActor(null, load_now=False)
+    actor.ready()
+    first = actor.worker
+    actor.ready(null)
+    assert actor.worker is first  # same model: nothing reloaded
+    actor.ready(tiny)
+    assert actor.worker is not first and actor.worker.renderer.ref.kind != "null"
+    assert first._encoders._shutdown  # the old worker let go of its threads
+    rows = actor.process(Batch((_item("p", 1), _item("q", 2)), 2))
+    assert [row["status"] for row in rows] == ["ok", "ok"]
