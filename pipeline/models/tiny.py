@@ -28,11 +28,15 @@ def ensure_tiny_model() -> Path:
     return ensure_built(TINY_VERSION, build_tiny_pipeline, {"family": "tiny"})
 
 
-def ensure_built(name: str, build, meta: dict | None = None) -> Path:
-    """cache_dir()/name, saved from build() (a pipeline) with safetensors on first use.
-    `meta` goes to promptreel.json (e.g. the family, for checkpoints detection can't tell)."""
+def ensure_built(
+    name: str, build, meta: dict | None = None, marker: str = "model_index.json"
+) -> Path:
+    """cache_dir()/name, saved from build() (anything with save_pretrained: a pipeline, or
+    a transformers model, whose finished build `marker` config.json marks) with
+    safetensors on first use. `meta` goes to promptreel.json (e.g. the family, for
+    checkpoints detection can't tell)."""
     target = cache_dir() / name
-    if (target / "model_index.json").is_file():
+    if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
@@ -43,7 +47,7 @@ def ensure_built(name: str, build, meta: dict | None = None) -> Path:
         try:
             os.rename(staging, target)  # atomic: a concurrent builder loses harmlessly
         except OSError:
-            if not (target / "model_index.json").is_file():
+            if not (target / marker).is_file():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

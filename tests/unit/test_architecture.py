@@ -23,7 +23,7 @@ LAYERS = (
     ("media",),
     ("models",),
     ("schema",),
-    ("outputs",),
+    ("outputs", "score"),
     ("plan",),
     ("rundir",),
     ("actor", "report", "export"),
