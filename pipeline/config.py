@@ -57,6 +57,21 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class ScoreSettings:
+    """Scorers run on finished clips in their own actors (pipeline/driver/scoring.py).
+    Never in the fingerprint: scores never change pixels, and can be added later."""
+
+    scorers: tuple[tuple[str, str | None], ...] = ()  # (name, location) per --score
+    cpus: float = 1.0  # per scoring actor
+    gpus: float = 0.0
+    batch_size: int = 8  # clips per scoring call
+    # Best of N (pipeline/score/selection.py): --keep K --by NAME, --min-score NAME=VALUE.
+    keep: int | None = None
+    by: str | None = None
+    min_scores: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class MediaLimits:
     """Limits on each media cell (image, last_image), checked before any GPU time and again
     where actors fetch. Not in the job fingerprint: they refuse inputs, never move pixels."""
@@ -82,6 +97,9 @@ class RunConfig:
     max_retries: int = 2
     retry_failed: bool = False
     strict_seeds: bool = False
+    # Renders per manifest row where its `variants` cell is blank (pipeline/plan/variants.py).
+    # Not in the fingerprint: each variant is its own request; more variants add requests.
+    variants: int = 1
     # Resume a run dir rendered with other torch/diffusers/transformers (rundir/jobjson.py).
     allow_version_change: bool = False
     flush_interval_s: float = 30.0
@@ -97,6 +115,7 @@ class RunConfig:
     # After SIGINT/SIGTERM, in-flight batches get this long to finish, then are abandoned.
     stop_grace_s: float = 120.0
     media: MediaLimits = field(default_factory=MediaLimits)
+    scores: ScoreSettings = field(default_factory=ScoreSettings)
     # How a media row's image is fitted to its size when the row has no `resize` cell
     # (pipeline/media/fit.py); recorded per row in the key, so not in the fingerprint.
     resize: str = "crop"

@@ -39,7 +39,11 @@ REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
 REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE)
 REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)  # what a manifest row asks for
 PRIORITY = "priority"  # orders dispatch only: never in the key or the composition
-MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY)  # every column a manifest may give
+# Renders of each row (best of N, plan/variants.py): variant i asks for seed + i. The count
+# is not part of any request; each variant's request (its seed) is.
+VARIANTS = "variants"
+MAX_VARIANTS = 10_000
+MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY, VARIANTS)  # every column a manifest may give
 # Read as text from CSV and JSONL, so ids like "007" and seeds above 2**63 stay exact.
 TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *MEDIA_COLUMNS, RESIZE)
 # The validated table: manifest row number, the request, then passthrough columns.
@@ -94,19 +98,50 @@ WORKER_RESULT_COLUMNS = tuple(
 )
 RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != KEY)
 
+# --- scores (best of N): one ledger per scorer, _state/scores/<name> -------------------------
+SCORE_PREFIX = "score_"  # catalog column score_<name> per scorer the run has
+SCORE_ERRORS = "score_errors"  # "<name>: <error>" per scorer that failed on the clip
+SELECTED = "selected"  # kept by --keep/--min-score (null: no selection asked for)
+SCORE_LEDGER_SCHEMA = pa.schema(
+    [
+        (KEY, pa.string()),
+        ("value", pa.float64()),  # null when the scorer failed on this clip
+        ("error", pa.string()),
+        ("scorer_id", pa.string()),  # the scorer's checkpoint sha and settings (job.json)
+        ("sha256", pa.string()),  # of the clip scored: a re-rendered clip is scored again
+        ("scored_at", pa.string()),
+    ]
+)
+
+
+def score_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The catalog's score columns for the run's scorers (none: no column at all)."""
+    if not names:
+        return ()
+    return (*(SCORE_PREFIX + name for name in names), SCORE_ERRORS, SELECTED)
+
+
 # --- catalog --------------------------------------------------------------------------
-CATALOG_REQUEST_COLUMNS = ("id", KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)
+# Each catalog row is one variant of a manifest row: `source_id` names the row (its id),
+# `variant` is 0..N-1 (0 is the row itself, with the row's id).
+VARIANT_FIELDS = (("source_id", pa.string()), ("variant", pa.int32()))
+CATALOG_REQUEST_COLUMNS = ("id", *dict(VARIANT_FIELDS), KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)
 
 
-def catalog_columns(passthrough: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The catalog's columns, in order."""
-    return (*CATALOG_REQUEST_COLUMNS, *RESULT_COLUMNS, *passthrough)
+def catalog_columns(passthrough: tuple[str, ...] = (), scores: tuple[str, ...] = ()) -> tuple:
+    """The catalog's columns, in order (`scores`: the run's scorer names)."""
+    return (*CATALOG_REQUEST_COLUMNS, *RESULT_COLUMNS, *score_columns(scores), *passthrough)
 
 
 # --- reserved names -------------------------------------------------------------------
 # Columns promptreel writes that a manifest must not give (a passthrough column of that
 # name would replace ours in the catalog): every catalog column that is not an input.
-WRITTEN_COLUMNS = tuple(name for name in catalog_columns() if name not in MANIFEST_COLUMNS)
+# (A scored run's columns: score_<name> fall under the score_ prefix below; `selected` not.)
+WRITTEN_COLUMNS = tuple(
+    name
+    for name in catalog_columns(scores=("<name>",))
+    if name not in MANIFEST_COLUMNS and not name.startswith(SCORE_PREFIX)
+)
 RESERVED_COLUMNS = (ROW, *WRITTEN_COLUMNS)
 # Namespaces for columns promptreel writes now or will (QC, scores, thumbnails, media
 # inputs' hashes): a manifest column in one of them is refused too.

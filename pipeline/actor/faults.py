@@ -9,8 +9,9 @@ and hang, PROMPT may also be an item key, to hit one request of a prompt),
   storage the clip write raises OSError (a storage blip)
   black   the frames come back black (for QC: flagged black, flat, frozen)
 and one for the driver, where PROMPT names a step of the job instead:
-  pause   at that step (`start`: planned, before Ray and actors start; `sweep`: every
-          result is in the ledger, nothing swept, no catalog yet) the driver says so on
+  pause   at that step (`start`: planned, before Ray and actors start; `score`: the first
+          scores are saved in the scorers' ledgers; `sweep`: every result is in the
+          ledger, nothing swept, no catalog yet) the driver says so on
           stderr and blocks until a line arrives on its stdin (it goes on) or, with no
           stdin, until it is killed: a test acts exactly there, not within a timing window
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pipeline.errors import ConfigError
 
 KINDS = ("crash", "hang", "encode", "nan", "storage", "black", "pause")
-PAUSE_STEPS = ("start", "sweep")
+PAUSE_STEPS = ("start", "score", "sweep")
 
 
 @dataclass(frozen=True)

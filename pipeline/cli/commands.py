@@ -185,6 +185,23 @@ def cmd_verify(args) -> int:
     return 3 if problems else 0
 
 
+def cmd_score(args) -> int:
+    from pipeline.cli.scoring import score_settings
+    from pipeline.config import ClusterSettings
+    from pipeline.driver.score_run import score_run
+    from pipeline.rundir.layout import RunDir
+
+    result = score_run(
+        RunDir(args.run, args.storage_options), score_settings(args), ClusterSettings()
+    )
+    print(
+        f"scored {result.scored} clip(s)"
+        + (f", {result.lost} lost with their scoring actor (run again)" if result.lost else "")
+        + ("; catalog and report rewritten" if result.rewritten else "; nothing changed")
+    )
+    return 0
+
+
 def cmd_export(args) -> int:
     from pipeline.export.cli import cmd_export as export
 

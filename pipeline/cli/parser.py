@@ -6,12 +6,14 @@ import argparse
 import json
 import time
 
+from pipeline.cli.scoring import add_score_args, add_score_command, score_settings
 from pipeline.config import (
     ClusterSettings,
     EncodeSettings,
     MediaLimits,
     RenderSettings,
     RunConfig,
+    ScoreSettings,
 )
 from pipeline.driver.stopping import add_stop_args, deadline_from
 from pipeline.errors import ConfigError
@@ -67,6 +69,15 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
         "cheap frames, no diffusion), a local diffusers directory, or a hub id "
         "(default: %(default)s); a hub id is pinned to a commit before planning, "
         "'org/name@sha' names one. A manifest `model` column overrides it per row.",
+    )
+    parser.add_argument(
+        "--variants",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="render each row N times (best of N): variant i uses seed (seed + i) mod 2**64 "
+        "and the id <id>~v<i>; variant 0 is the row itself. A manifest `variants` column "
+        "overrides it per row (default: %(default)s)",
     )
     parser.add_argument(
         "--strict-seeds",
@@ -265,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manifest_args(render)
     render.add_argument("--out", required=True, help="run dir: a path or fsspec URL")
     _add_render_args(render)
+    add_score_args(render)
     render.add_argument(
         "--allow-version-change",
         action="store_true",
@@ -298,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="items to re-render and compare frames_sha256 (default: %(default)s)",
     )
     verify.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
+
+    add_score_command(commands)  # `promptreel score RUN`: pipeline/cli/scoring.py
 
     from pipeline.export.cli import add_parser as add_export_parser
 
@@ -346,6 +360,7 @@ def config_from_args(args) -> RunConfig:
         max_retries=args.max_retries,
         retry_failed=args.retry_failed,
         strict_seeds=args.strict_seeds,
+        variants=args.variants,
         allow_version_change=getattr(args, "allow_version_change", False),
         flush_interval_s=args.flush_interval,
         progress=not args.no_progress,
@@ -356,6 +371,7 @@ def config_from_args(args) -> RunConfig:
         stop_grace_s=args.stop_grace,
         media=media_limits(args),
         resize=args.resize,
+        scores=score_settings(args) if hasattr(args, "score") else ScoreSettings(),
     )
 
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from pipeline.actor.faults import Faults
 from pipeline.arrow_io import parquet_bytes
 from pipeline.config import RunConfig
+from pipeline.driver.scoring import ScoreStage, catalog_scores, resolve_all, scorer_names
 from pipeline.driver.startup import StartedUp, start_up
 from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
@@ -30,10 +31,11 @@ from pipeline.plan.planner import Plan, make_plan, pending_keys
 from pipeline.report import write_report
 from pipeline.report.live import LiveReport
 from pipeline.rundir import catalog as catalog_mod
-from pipeline.rundir.jobjson import claim_job
+from pipeline.rundir.jobjson import claim_job, record_scorers
 from pipeline.rundir.layout import RunDir, check_run_dir_writable
 from pipeline.rundir.ledger import Ledger
 from pipeline.rundir.lock import DriverLock
+from pipeline.score.selection import Selection, check_selection
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
     cache spares reading unchanged images."""
     hashes = _media_hashes(RunDir(config.out, config.storage_options)) if config.out else None
     manifest = load_manifest(config, hashes)
-    return manifest, make_plan(manifest, config.render.batch_size)
+    return manifest, make_plan(manifest, config.render.batch_size, config.variants)
 
 
 def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> ValidatedManifest:
@@ -94,6 +96,8 @@ class _Job:
     lock: DriverLock
     ledger: Ledger
     started: float
+    scorers: tuple = ()  # this command's --score flags, resolved (driver/scoring.py)
+    run_scorers: dict | None = None  # every scorer the run has (job.json), for the catalog
 
 
 def run_job(config: RunConfig, progress=None) -> JobResult:
@@ -104,8 +108,11 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     # Before anything is started: a bad manifest or run dir exits 2 at once.
     hashes = _media_hashes(run)
     manifest = load_manifest(config, hashes)
+    scorers = resolve_all(config.scores)  # a wrong scorer checkpoint: exit 2 here
+    check_selection(Selection.of(config.scores), scorer_names(run, scorers))
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
+    run_scorers = record_scorers(run, {s.name: s.describe() for s in scorers})
     if hashes.changed:
         run.write(run.media_hashes, hashes.to_json().encode())
     job = _Job(
@@ -117,12 +124,14 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         DriverLock(run, ttl_s=max(120.0, 4 * config.flush_interval_s)),
         Ledger(run, config.flush_interval_s),
         started,
+        scorers,
+        run_scorers,
     )
     job.stop.install()  # until armed (Ray up), a signal interrupts as Ctrl-C: exit 130
     startup: StartedUp | None = None
     rendered = 0
     try:
-        plan = make_plan(manifest, config.render.batch_size)
+        plan = make_plan(manifest, config.render.batch_size, config.variants)
         job.lock.acquire()
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)
@@ -130,11 +139,14 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         job.stop.prior = prior_batch_seconds(
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
+        stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
         if len(todo) and job.stop.admit(actor_load=0):
             job.faults.pause("start")  # test-only: planned and claimed, nothing started yet
             startup = start_up(config, run, faults, job.stop, plan, todo)
-            rendered = _render(job, plan, todo, progress, startup)
+            rendered = _render(job, plan, todo, progress, startup, stage)
+        elif stage is not None and stage.queue and not job.stop.stopping:
+            stage.score_only(config.cluster, job.stop)  # clips rendered earlier, unscored
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds
         timings = startup.timings() if startup else None  # None: Ray never started
         counts, stopped = _write_outputs(job, plan, rendered, timings)
@@ -162,7 +174,11 @@ def _write_outputs(job: _Job, plan: Plan, rendered: int, timings: dict | None) -
     results = with_current_uris(run, job.ledger.read(), clip_extension(config.encode.format))
     job.faults.pause("sweep")  # test-only: a kill with the ledger complete and nothing swept
     run.sweep(results.filter(pc.equal(results["status"], "ok"))["key"])
-    catalog = catalog_mod.build_catalog(plan.rows, results, job.manifest.passthrough)
+    scores = catalog_scores(run, job.run_scorers)
+    selection = Selection.of(config.scores)
+    catalog = catalog_mod.build_catalog(
+        plan.rows, results, job.manifest.passthrough, scores, selection
+    )
     catalog = plan.with_planned_batches(catalog)
     catalog_mod.write_catalog(run, catalog)
     counts = catalog_mod.status_counts(catalog)
@@ -186,7 +202,7 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
     return results.set_column(index, "uri", pa.array(uris, pa.string()))
 
 
-def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp) -> int:
+def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp, stage) -> int:
     from pipeline.driver.executor import Dispatcher
     from pipeline.driver.retry import RetryBook
 
@@ -205,6 +221,8 @@ def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp)
             lock.heartbeat()
         if progress is not None:
             progress.advance(rows)
+        if stage is not None:
+            stage.add_results(rows)
 
     def on_tick():
         nonlocal last_beat
@@ -212,6 +230,8 @@ def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp)
             lock.heartbeat()
             last_beat = time.monotonic()
         live.tick()  # report.html every config.report_interval_s, from the ledger
+        if stage is not None:
+            stage.pump()  # scoring beside rendering: never waits
 
     def report_context(counts):
         return _summary(config, plan, counts, rendered, time.time() - started)
@@ -231,8 +251,14 @@ def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp)
                 actors = dispatcher.run(early.spec_for(model), batches, actors, most)
             finally:
                 early.actors_started += dispatcher.actors_started
+        early.release(shutdown=False, also=actors)  # rendering done: their CPUs to scoring
+        actors = []
+        if stage is not None:
+            stage.finish(on_tick, lambda: stop.stopping)
     finally:
         early.release(shutdown=False, also=actors)
+        if stage is not None:
+            stage.close()
         live.close()  # a live rewrite still running must not land after the final report
     if progress is not None:
         progress.close()

@@ -68,6 +68,12 @@ def add_parser(commands) -> None:
         metavar="N",
         help="files or shards written at once (default: %(default)s)",
     )
+    export.add_argument(
+        "--selected-only",
+        action="store_true",
+        help="best of N: only the variants the run selected (--keep/--min-score); "
+        "their scores are in every target's metadata either way",
+    )
     export.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
     export.add_argument(
         "--dest-storage-options",
@@ -94,6 +100,7 @@ def cmd_export(args) -> int:
         name_column=args.name_column,
         name_bytes=args.name_bytes,
         workers=args.workers,
+        selected_only=args.selected_only,
         progress=not args.no_progress,
         stop_after=args.inject_stop_after,
     )
@@ -111,7 +118,7 @@ def cmd_export(args) -> int:
     print(f"  index: {dest.uri(result.plan.final.path)} (written last)")
     if left_out:
         print(
-            f"  left out (no clip): {left_out}; their rows are in the run's catalog.parquet",
+            f"  left out: {left_out}; their rows are in the run's catalog.parquet",
             file=sys.stderr,
         )
     return 0

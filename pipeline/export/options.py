@@ -21,6 +21,7 @@ class ExportOptions:
     name_column: str | None = None  # vbench, files: name files by this column, not `prompt`
     name_bytes: int = DEFAULT_STEM_BYTES  # files: byte budget of the prompt part of a name
     workers: int = 8  # units written at once (storage round trips dominate)
+    selected_only: bool = False  # best of N: only the variants the run kept (`selected`)
     progress: bool = True
     stop_after: int | None = None  # tests only: SIGKILL after this many units
 

@@ -43,7 +43,7 @@ def open_dest(options: ExportOptions, run: RunDir) -> Dest:
 def export_run(options: ExportOptions) -> ExportResult:
     _check(options)
     run = RunDir(options.run, options.storage_options)
-    source = Source(run)
+    source = Source(run, options.selected_only)
     dest = open_dest(options, run)
     plan = TARGETS[options.kind].plan(source, dest, options)
     stats = write_units(

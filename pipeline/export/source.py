@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError
 from pipeline.rundir.catalog import read_catalog
 from pipeline.rundir.layout import INPUTS_DIR, RunDir
 from pipeline.rundir.storage import describe_storage_error
-from pipeline.schema import MEDIA_COLUMNS
+from pipeline.schema import MEDIA_COLUMNS, SELECTED
 
 # JSON has one number type, and readers (pyarrow.json, pandas) turn an integer column
 # mixing values above 2**63 with small ones into float64: 2**64-1 would lose its value.
@@ -83,6 +83,7 @@ class Source:
     """A finished run opened for export."""
 
     run: RunDir
+    selected_only: bool = False  # only rows the run selected (best of N)
 
     @cached_property
     def catalog(self) -> pa.Table:
@@ -91,6 +92,14 @@ class Source:
             raise ConfigError(
                 f"{self.run.url}: no catalog.parquet, so the run has not finished; "
                 "run the same `promptreel render` command to finish it, then export"
+            )
+        no_selection = SELECTED not in catalog.column_names or (
+            catalog[SELECTED].null_count == catalog.num_rows
+        )
+        if self.selected_only and no_selection:
+            raise ConfigError(
+                f"{self.run.url}: --selected-only, but the run selected nothing (no --keep "
+                "or --min-score); add one with `promptreel score RUN --keep K --by NAME`"
             )
         return catalog
 
@@ -117,10 +126,18 @@ class Source:
 
     @cached_property
     def status_counts(self) -> Counter:
-        return Counter(self.catalog["status"].to_pylist())
+        """Rows by status; with selected_only, an ok row not selected counts as such."""
+        statuses = self.catalog["status"].to_pylist()
+        if self.selected_only:
+            kept = pc.fill_null(self.catalog[SELECTED], False).to_pylist()
+            statuses = [s if s != "ok" or k else "not selected" for s, k in zip(statuses, kept)]
+        return Counter(statuses)
 
     def ok_table(self) -> pa.Table:
-        return self.catalog.filter(pc.equal(self.catalog["status"], "ok"))
+        ok = pc.equal(self.catalog["status"], "ok")
+        if self.selected_only:
+            ok = pc.and_(ok, pc.fill_null(self.catalog[SELECTED], False))
+        return self.catalog.filter(ok)
 
     @cached_property
     def clips(self) -> list[Clip]:

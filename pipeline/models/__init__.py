@@ -110,11 +110,16 @@ def model_fingerprint(ref: ModelRef) -> str:
         return "null-v1"
     if ref.kind == "hub":
         return f"hub:{ref.location}@{ref.revision}"  # a full commit sha, never a branch
-    return "dir:" + _directory_digest(Path(model_location(ref)))
+    return "dir:" + directory_digest(Path(model_location(ref)))
 
 
-def _directory_digest(root: Path) -> str:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != PROMPTREEL_META)
+def directory_digest(root: Path, only: str | None = None) -> str:
+    """A content hash of a checkpoint directory (or of its one file named `only`)."""
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name != PROMPTREEL_META and only in (None, p.name)
+    )
     whole = sum(p.stat().st_size for p in files) <= _FULL_HASH_LIMIT
     digest = hashlib.sha256()
     for path in files:

@@ -8,12 +8,13 @@ pure function of the plan's items, ALL of them, done or not: a resumed run dispa
 same planned batches as a clean run, with finished mates rendered again as padding (their
 outputs discarded). Actor count, order, crashes and what is already done never change it.
 
-Composition, per shape bucket (buckets in BUCKET_FIELDS order): items sorted by rank (the
-n-th distinct request of its prompt, in manifest order, has rank n) then key, chunked
-into batches of `batch_size`; a bucket's short last batch is padded with copies of its
-last item. Dispatch order (free, it changes no pixel): highest `priority` first, then
-lowest rank, then bucket, then position, so a stopped run has every prompt at least once
-before any prompt has a second seed.
+Composition, per shape bucket (buckets in BUCKET_FIELDS order): items sorted by variant
+(plan/variants.py; 0 without variants), then rank (the n-th distinct request of its
+prompt, in manifest order, has rank n), then key, chunked into batches of `batch_size`; a
+bucket's short last batch is padded with copies of its last item. Dispatch order (free,
+it changes no pixel): highest `priority` first, then lowest variant, then lowest rank,
+then bucket, then position, so a stopped run has every row's variant 0 before any
+variant 1, and every prompt at least once before any prompt has a second seed.
 """
 
 from __future__ import annotations
@@ -60,12 +61,14 @@ def _combined(codes: list[np.ndarray]) -> np.ndarray:
     return combined
 
 
-def prompt_ranks(prompts, first_rows) -> np.ndarray:
-    """Rank of each item among the items of its prompt, by first manifest row."""
+def prompt_ranks(prompts, first_rows, variants=None) -> np.ndarray:
+    """Rank of each item among the items of its prompt, by variant then first manifest row
+    (every variant 0 of a prompt ranks before its variants 1)."""
     prompt = pc.dictionary_encode(prompts).combine_chunks().indices
     prompt = np.asarray(prompt.to_numpy(zero_copy_only=False), np.int64)
     first = np.asarray(first_rows, np.int64)
-    order = np.lexsort((first, prompt))
+    variant = np.zeros(len(first), np.int64) if variants is None else np.asarray(variants)
+    order = np.lexsort((first, variant, prompt))
     grouped = prompt[order]
     starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
     position = np.arange(len(order), dtype=np.int64)
@@ -86,13 +89,16 @@ class Composition:
         self.items = items
         self.batch_size = batch_size
         n = items.num_rows
-        ranks = prompt_ranks(items["prompt"], items["first_row"])
+        variants = _ints(items["variant"]) if "variant" in items.column_names else np.zeros(n)
+        variants = variants.astype(np.int64)
+        ranks = prompt_ranks(items["prompt"], items["first_row"], variants)
         buckets = [_codes(items[name]) for name in bucket_fields]
         # One integer per sort level (np.lexsort sorts by the last key first): bucket,
-        # then rank * n + key rank (both < n, so it fits an int64 for any real plan).
+        # variant, then rank * n + key rank (both < n, so it fits an int64 for any real plan).
         within = ranks * max(n, 1) + _key_order(items["key"])
         bucket_code = _combined(buckets)
-        self.order = np.lexsort((within, bucket_code)) if n else np.zeros(0, np.int64)
+        levels = (within, variants, bucket_code)
+        self.order = np.lexsort(levels) if n else np.zeros(0, np.int64)
         ordered = bucket_code[self.order]
         new_bucket = np.concatenate([[True], ordered[1:] != ordered[:-1]])[:n]
         bucket = np.cumsum(new_bucket) - 1  # bucket number, per composition position
@@ -104,9 +110,16 @@ class Composition:
         heads = self.order[self.starts[:-1]]
         self.batch_bucket = bucket[self.starts[:-1]]
         self.batch_rank = ranks[heads]  # items are sorted by rank: the head's is the lowest
+        self.batch_variant = variants[heads]  # ... and by variant first: the lowest too
         self.batch_priority = self._batch_max(_priorities(items))
         self.dispatch = np.lexsort(
-            (np.arange(batches), self.batch_bucket, self.batch_rank, -self.batch_priority)
+            (
+                np.arange(batches),
+                self.batch_bucket,
+                self.batch_rank,
+                self.batch_variant,
+                -self.batch_priority,
+            )
         )
         self.ranks = ranks
 
@@ -137,6 +150,10 @@ class Composition:
             batch_id(keys[self.starts[b] : self.starts[b + 1]], self.batch_size)
             for b in range(len(self.starts) - 1)
         ]
+
+
+def _ints(column) -> np.ndarray:
+    return np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), np.int64)
 
 
 def _priorities(items: pa.Table) -> np.ndarray:

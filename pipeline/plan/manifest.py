@@ -23,9 +23,12 @@ from pipeline.schema import (
     FLOAT_PARAMS,
     INT_PARAMS,
     MAX_SEED,
+    MAX_VARIANTS,
+    PRIORITY,
     REQUEST_COLUMNS,
     ROW,
     VALIDATED_COLUMNS,
+    VARIANTS,
     free_name,
     reserved_reason,
 )
@@ -220,7 +223,7 @@ def validate(
     )
     _check_shapes(params, codes, families, resolved, problems)
     _check_steps(params["num_inference_steps"], codes, families, resolved, problems)
-    priority = _priority(table, problems)
+    normalised = {PRIORITY: _priority(table, problems), VARIANTS: _variants(table, problems)}
     family_params = _family_params(table, models, codes, families, resolved, problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
@@ -240,9 +243,11 @@ def validate(
             sorted(problems.items, key=lambda p: (p.row, _FIELD_ORDER.get(p.field, order)))
         )
     passthrough = tuple(name for name in names if name not in REQUEST_COLUMNS)
-    for name in passthrough:
-        column = priority if name == "priority" else table[name]
-        out = out.append_column(name if name == "priority" else table.schema.field(name), column)
+    for name in passthrough:  # priority and variants in their normal form, the rest as given
+        if name in normalised:
+            out = out.append_column(name, normalised[name])
+        else:
+            out = out.append_column(table.schema.field(name), table[name])
     return ValidatedManifest(out, () if strict_seeds else tuple(aliases), passthrough)
 
 
@@ -255,6 +260,17 @@ def _priority(table: pa.Table, problems: _Problems) -> pa.Array | None:
     with np.errstate(invalid="ignore"):
         problems.add(given & ~np.isfinite(values), "priority", "a finite number")
     return pa.array(np.where(given & np.isfinite(values), values, 0.0), pa.float64())
+
+
+def _variants(table: pa.Table, problems: _Problems) -> pa.Array | None:
+    """Optional `variants`: how many renders of the row (plan/variants.py); blank: --variants."""
+    if VARIANTS not in table.column_names:
+        return None
+    values, given = _parse_numbers(table[VARIANTS])
+    with np.errstate(invalid="ignore"):
+        ok = (values >= 1) & (values <= MAX_VARIANTS) & (values == np.floor(values))
+    problems.add(given & ~ok, VARIANTS, f"a whole number from 1 to {MAX_VARIANTS}")
+    return pa.array(np.where(given & ok, values, 0).astype(np.int64), mask=~(given & ok))
 
 
 def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:

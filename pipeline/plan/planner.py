@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 
 from pipeline.plan.batches import Batch, Item
 from pipeline.plan.composition import Composition, with_planned_batches
-from pipeline.plan.keys import compute_keys, derive_ids
+from pipeline.plan.keys import compute_keys
 from pipeline.plan.manifest import ValidatedManifest
+from pipeline.plan.variants import SOURCE_ID, VARIANT, expand, ids_and_sources
 from pipeline.schema import BUCKET_FIELDS, ITEM_FIELDS
 
 
@@ -110,14 +111,13 @@ def _records(table: pa.Table, chunk_rows: int = 65536):
         yield from chunk.to_pylist()
 
 
-def make_plan(manifest: ValidatedManifest, batch_size: int) -> Plan:
-    table = manifest.table
+def make_plan(manifest: ValidatedManifest, batch_size: int, variants: int = 1) -> Plan:
+    """`variants`: renders per row where its `variants` cell is blank (plan/variants.py)."""
+    table = expand(manifest.table, variants)
     keys = compute_keys(table)
-    ids = table["id"]
-    if ids.null_count:  # derive the missing ones; with every id given there is nothing to do
-        ids = pa.array(derive_ids(ids.to_pylist(), keys.to_pylist()), pa.string())
+    ids, sources = ids_and_sources(table, keys)
     rows = table.set_column(table.schema.get_field_index("id"), "id", ids)
-    rows = rows.append_column("key", keys)
+    rows = rows.append_column(SOURCE_ID, sources).append_column("key", keys)
     items = _distinct_items(rows)
     return Plan(rows=rows, items=items, batch_size=batch_size)
 
@@ -126,13 +126,15 @@ def _distinct_items(rows: pa.Table) -> pa.Table:
     """First row of each key, with its index (`first_row`: coverage ranks use it) and the
     highest `priority` among the rows asking for it, when the manifest has that column."""
     extra = ["priority"] if "priority" in rows.column_names else []
-    indexed = rows.select([*ITEM_FIELDS, *extra]).append_column(
+    indexed = rows.select([*ITEM_FIELDS, VARIANT, *extra]).append_column(
         "_index", pa.array(np.arange(rows.num_rows, dtype=np.int64))
     )
-    aggregates = [("_index", "min")] + [(name, "max") for name in extra]
+    aggregates = [("_index", "min"), (VARIANT, "min")] + [(name, "max") for name in extra]
     first = indexed.group_by("key", use_threads=False).aggregate(aggregates)
     items = indexed.select(list(ITEM_FIELDS)).take(first["_index_min"])
     items = items.append_column("first_row", first["_index_min"])
+    # an item that is one row's variant 0 and another's variant 1 ranks as a variant 0
+    items = items.append_column(VARIANT, first[f"{VARIANT}_min"])
     for name in extra:
         items = items.append_column(name, first[f"{name}_max"])
     return items

@@ -27,7 +27,8 @@ figcaption{padding:4px 6px;font-size:12px}
 .cid{font-weight:600;display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .prompt{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden;
 unicode-bidi:isolate;overflow-wrap:anywhere}
-.tag{display:inline-block;margin-right:6px}
+.tag{display:inline-block;margin-right:6px} .kept{color:#17692f;font-weight:600}
+.card.kept{outline:2px solid #2e9b4f} .score{color:#444}
 .chart rect{fill:#4a7bd0} .chart .axis{stroke:#888} .chart text{font-size:11px;fill:#555}
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto;max-height:24em}
 bdi{unicode-bidi:isolate}
@@ -42,6 +43,7 @@ SCRIPT = r"""
   const sheet = document.getElementById("sheet");
   const info = document.getElementById("pageinfo");
   const all = data.id.map((_, i) => i);
+  const kept = new Set(data.kept);  // best of N: the selected variants
   let shown = all, page = 0;
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -72,6 +74,9 @@ SCRIPT = r"""
     cap.appendChild(el("span", "tag", "seed " + seed));
     cap.appendChild(el("span", "tag " + status, status));
     if (flags) cap.appendChild(el("span", "tag flag", "QC: " + flags));
+    if (i in data.variant) cap.appendChild(el("span", "tag", "variant " + data.variant[i]));
+    if (i in data.scores) cap.appendChild(el("span", "tag score", data.scores[i]));
+    if (kept.has(i)) { fig.classList.add("kept"); cap.appendChild(el("span", "tag kept", "kept")); }
     cap.appendChild(el("bdi", "prompt", prompt));
     for (const name of data.inputs[i] || []) {  // media rows: the image(s) the clip came from
       const input = el("img", "input");
@@ -96,6 +101,7 @@ SCRIPT = r"""
   const tests = {
     ok: (i) => data.status[i] === "o", failed: (i) => data.status[i] === "f",
     pending: (i) => data.status[i] === "p", flagged: (i) => i in data.flags,
+    kept: (i) => kept.has(i),
   };
   for (const button of document.querySelectorAll("[data-filter]")) {
     button.addEventListener("click", () => {

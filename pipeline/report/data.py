@@ -16,7 +16,14 @@ import pyarrow.compute as pc
 
 from pipeline.outputs.encode import clip_extension
 from pipeline.rundir.layout import CLIPS_DIR, INPUT_EXT, INPUTS_DIR, THUMB_EXT, THUMBS_DIR
-from pipeline.schema import MEDIA_COLUMNS, QC_FLAGS, QC_REPORTED
+from pipeline.schema import (
+    MEDIA_COLUMNS,
+    QC_FLAGS,
+    QC_REPORTED,
+    SCORE_ERRORS,
+    SCORE_PREFIX,
+    SELECTED,
+)
 
 PROMPT_CHARS = 160  # per card; the catalog has the full prompt
 # Rows the contact sheet embeds (~110 bytes each): a 100,000-row run shows every row; a
@@ -105,7 +112,32 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
         "status": "".join(STATUS_LETTERS.get(s, "p") for s in status),
         "flags": {i: " ".join(f) for i, f in enumerate(flags) if f},
         "error": {int(i): error_class(e) for i, e in zip(failed, errors)},
+        **best_of_n(catalog),
     }
+
+
+def best_of_n(catalog: pa.Table) -> dict:
+    """Variants (a row's renders sit together in catalog order), their scores and which
+    were kept: `variant` for rows of a row with several, `scores` one line per scored row,
+    `kept` the selected row positions."""
+    names = [n for n in catalog.column_names if n.startswith(SCORE_PREFIX) and n != SCORE_ERRORS]
+    out: dict = {"variant": {}, "scores": {}, "kept": []}
+    if "variant" in catalog.column_names:
+        variant = catalog["variant"].to_pylist()
+        several = pc.value_counts(catalog["source_id"])
+        many = {v["values"] for v in several.to_pylist() if v["counts"] > 1}
+        sources = catalog["source_id"].to_pylist()
+        out["variant"] = {i: v for i, (v, s) in enumerate(zip(variant, sources)) if s in many}
+    columns = {n[len(SCORE_PREFIX) :]: catalog[n].to_pylist() for n in names}
+    for i in range(catalog.num_rows if columns else 0):
+        parts = [
+            f"{name} {values[i]:.2f}" for name, values in columns.items() if values[i] is not None
+        ]
+        if parts:
+            out["scores"][i] = " \u00b7 ".join(parts)
+    if SELECTED in catalog.column_names:
+        out["kept"] = np.flatnonzero(pc.fill_null(catalog[SELECTED], False).to_numpy()).tolist()
+    return out
 
 
 STATUS_LETTERS = {"ok": "o", "failed": "f", "pending": "p"}

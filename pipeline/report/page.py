@@ -19,7 +19,7 @@ CSP = (
     "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; "
     f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
 )
-FILTERS = ("all", "ok", "failed", "pending", "flagged")
+FILTERS = ("all", "ok", "failed", "pending", "flagged", "kept")
 
 
 def text(value) -> str:

@@ -1,4 +1,5 @@
-"""The output catalog: one row per manifest row, results joined on the item key."""
+"""The output catalog: one row per manifest row (per variant), results and scores joined
+on the item key, and which variants are kept."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ import pyarrow.compute as pc
 
 from pipeline.arrow_io import parquet_bytes, read_parquet
 from pipeline.rundir.layout import RunDir
-from pipeline.schema import CATALOG_REQUEST_COLUMNS, RESULT_COLUMNS, catalog_columns
+from pipeline.schema import (
+    CATALOG_REQUEST_COLUMNS,
+    RESULT_COLUMNS,
+    SCORE_ERRORS,
+    SCORE_PREFIX,
+    SELECTED,
+    catalog_columns,
+)
+from pipeline.score.selection import Selection, selected
 
 
-def build_catalog(rows: pa.Table, results: pa.Table, passthrough: tuple[str, ...]) -> pa.Table:
-    """Manifest rows (in manifest order) + each key's latest result; unfinished -> pending."""
+def build_catalog(
+    rows: pa.Table,
+    results: pa.Table,
+    passthrough: tuple[str, ...],
+    scores: dict[str, pa.Table] | None = None,
+    selection: Selection | None = None,
+) -> pa.Table:
+    """Manifest rows (in manifest order, each row's variants together) + each key's latest
+    result; unfinished -> pending. Then the scores (see with_scores)."""
     index = pc.index_in(rows["key"], value_set=results["key"])
     columns = {name: rows[name] for name in CATALOG_REQUEST_COLUMNS}
     for name in RESULT_COLUMNS:
@@ -22,7 +38,55 @@ def build_catalog(rows: pa.Table, results: pa.Table, passthrough: tuple[str, ...
     columns["attempts"] = pc.fill_null(columns["attempts"], 0)
     for name in passthrough:
         columns[name] = rows[name]
-    return pa.table({name: columns[name] for name in catalog_columns(passthrough)})
+    table = pa.table({name: columns[name] for name in catalog_columns(passthrough)})
+    return with_scores(table, passthrough, scores or {}, selection)
+
+
+def with_scores(
+    catalog: pa.Table,
+    passthrough: tuple[str, ...],
+    scores: dict[str, pa.Table],
+    selection: Selection | None = None,
+) -> pa.Table:
+    """The catalog with score_<name> per scorer, score_errors and selected (replacing any
+    it had). `scores`: per scorer, its latest rows for the run's scorer id
+    (SCORE_LEDGER_SCHEMA), joined on the key; a row whose clip is not the one scored
+    (re-rendered since) has no score."""
+    columns = {name: catalog[name] for name in catalog_columns(passthrough)}
+    errors = []
+    for name, table in scores.items():
+        at = pc.index_in(catalog["key"], value_set=table["key"])
+        current = pc.fill_null(pc.equal(pc.take(table["sha256"], at), catalog["sha256"]), False)
+        value = pc.take(table["value"], at)
+        columns[SCORE_PREFIX + name] = pc.if_else(current, value, pa.scalar(None, pa.float64()))
+        error = pc.take(table["error"], at)
+        error = pc.if_else(pc.and_(current, pc.invert(pc.equal(error, ""))), error, None)
+        errors.append(pc.binary_join_element_wise(pa.scalar(f"{name}: "), error, ""))
+    if scores:
+        columns[SCORE_ERRORS] = errors[0] if len(errors) == 1 else _join_present(errors)
+        scored = pa.table({k: columns[k] for k in ("source_id", "variant", *_names(scores))})
+        columns[SELECTED] = selected(scored, selection or Selection())
+    return pa.table({name: columns[name] for name in catalog_columns(passthrough, tuple(scores))})
+
+
+def passthrough_of(catalog: pa.Table) -> tuple[str, ...]:
+    """The manifest's passthrough columns of a written catalog (what the schema does not own)."""
+    owned = set(catalog_columns())
+    return tuple(
+        name
+        for name in catalog.column_names
+        if name not in owned and not name.startswith(SCORE_PREFIX) and name != SELECTED
+    )
+
+
+def _names(scores: dict) -> list[str]:
+    return [SCORE_PREFIX + name for name in scores]
+
+
+def _join_present(parts: list) -> pa.Array:
+    """'clip: ...; motion: ...' from the errors present per row (null when none)."""
+    texts = [[t for t in row if t] for row in zip(*(p.to_pylist() for p in parts))]
+    return pa.array(["; ".join(t) if t else None for t in texts], pa.string())
 
 
 def write_catalog(run: RunDir, catalog: pa.Table) -> None:

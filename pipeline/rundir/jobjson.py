@@ -16,6 +16,9 @@ Two more fields have rules of their own:
   made the earlier clips. A job.json from before versions were recorded resumes the same
   way without the flag: its versions were never known, so nothing can be compared; the
   current ones are recorded and `earlier_versions` gets `null` for the unknown set.
+- `scorers`: {name: {flag, scorer_id}} of every scorer the run has (`--score`, `promptreel
+  score`): the scorer id names its checkpoint (hub sha or directory digest) and definition
+  version. Added to or replaced, never compared: scores never change a pixel.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from pipeline.plan.keys import KEY_VERSION
 from pipeline.rundir.layout import RunDir
 
 PINS, VERSIONS, EARLIER = "hub_pins", "versions", "earlier_versions"
-RECORD_FIELDS = (PINS, VERSIONS, EARLIER)
+SCORERS = "scorers"  # {name: {flag, scorer_id}}: the catalog's score_<name> columns
+RECORD_FIELDS = (PINS, VERSIONS, EARLIER, SCORERS)
 PINNED_LIBRARIES = ("torch", "diffusers", "transformers")
 ALLOW_FLAG = "--allow-version-change"
 
@@ -191,3 +195,14 @@ def claim_job(run: RunDir, config: RunConfig, model_specs: Iterable[str]) -> Non
     fingerprint = job_fingerprint(config.render, config.encode)
     record = run_record([config.render.model, *model_specs])
     claim(run, fingerprint, record, config.allow_version_change)
+
+
+def record_scorers(run: RunDir, scorers: dict[str, dict]) -> dict[str, dict]:
+    """Add or replace this command's scorers ({name: {flag, scorer_id}}) in job.json; the
+    run's scorers, all of them, in the order they were first added. Never in the
+    fingerprint: scores never change pixels, and a scorer may be added to a finished run."""
+    job = read_job(run) or {}
+    merged = {**(job.get(SCORERS) or {}), **scorers}
+    if merged != job.get(SCORERS) and job:
+        _write_job(run, {**job, SCORERS: merged})
+    return merged

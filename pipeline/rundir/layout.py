@@ -6,6 +6,7 @@
     inputs/<k0k1>/<key>.<name>.png   a media row's image(s) as the model got them (fitted)
     catalog.parquet, summary.json, report.html
     _state/ledger/part-*.parquet     the checkpoint (ledger.py)
+    _state/scores/<name>/part-*.parquet  each scorer's checkpoint (score_<name> columns)
     _state/driver.lock               one driver at a time (lock.py)
     _state/plan_keys.parquet         the plan's keys, so `status` counts pending items
     _state/media_hashes.json         media content hashes by location, size and version
@@ -121,10 +122,15 @@ class RunDir(Folder):
     def ledger_dir(self) -> str:
         return self.path(STATE_DIR, "ledger")
 
-    def ledger_part(self, sequence: int) -> str:
-        """A new ledger part: name order is write order (ledger.py)."""
+    def score_ledger_dir(self, scorer: str) -> str:
+        """One ledger per scorer (its name: a registry name, never user text)."""
+        return self.path(STATE_DIR, "scores", scorer)
+
+    def ledger_part(self, sequence: int, folder: str | None = None) -> str:
+        """A new part of the ledger in `folder` (the render ledger's by default): name
+        order is write order (ledger.py)."""
         name = f"{LEDGER_PART_PREFIX}{sequence:012d}-{uuid.uuid4().hex[:8]}.parquet"
-        return self.path(STATE_DIR, "ledger", name)
+        return f"{folder or self.ledger_dir}/{name}"
 
     @property
     def lock(self) -> str:

@@ -44,9 +44,20 @@ def latest_per_key(table: pa.Table) -> pa.Table:
 
 
 class Ledger:
-    def __init__(self, run: RunDir, flush_interval_s: float = 30.0):
+    """The render ledger (LEDGER_SCHEMA in _state/ledger), or with `folder` and `schema`
+    another one keyed the same way (a scorer's: _state/scores/<name>)."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        flush_interval_s: float = 30.0,
+        folder: str | None = None,
+        schema: pa.Schema = LEDGER_SCHEMA,
+    ):
         self.run = run
         self.flush_interval_s = flush_interval_s
+        self.folder = folder or run.ledger_dir
+        self.schema = schema
         self._pending: list[dict] = []
         self._last_flush = time.monotonic()
         self._next_sequence: int | None = None
@@ -57,10 +68,10 @@ class Ledger:
             paths = self.part_paths()
             self._next_sequence = ledger_part_sequence(paths[-1]) + 1 if paths else 0
         self._next_sequence += 1
-        return self.run.ledger_part(self._next_sequence - 1)
+        return self.run.ledger_part(self._next_sequence - 1, self.folder)
 
     def part_paths(self) -> list[str]:
-        names = self.run.list_dir(self.run.ledger_dir)
+        names = self.run.list_dir(self.folder)
         return sorted(p for p in names if p.rsplit("/", 1)[-1].startswith(LEDGER_PART_PREFIX))
 
     def read(self, columns: tuple[str, ...] | None = None) -> pa.Table:
@@ -68,7 +79,7 @@ class Ledger:
 
         `columns` (key is always included) reads less: a resume scan needs key and status.
         """
-        schema = LEDGER_SCHEMA
+        schema = self.schema
         if columns is not None:
             schema = pa.schema([schema.field(n) for n in schema.names if n in {"key", *columns}])
         for attempt in range(READ_ATTEMPTS):
@@ -96,7 +107,7 @@ class Ledger:
         self._last_flush = time.monotonic()
         if not self._pending:
             return
-        table = pa.Table.from_pylist(self._pending, schema=LEDGER_SCHEMA)
+        table = pa.Table.from_pylist(self._pending, schema=self.schema)
         self.run.write(self._part_path(), parquet_bytes(table))
         self._pending = []
 

@@ -68,13 +68,15 @@ def test_an_old_finished_run_dir_resumes_with_nothing_rendered_and_no_ray(tmp_pa
         assert after[name] == before[name], name  # every clip and thumbnail untouched
     assert sorted(p.name for p in (run / "_state" / "ledger").iterdir()) == ledger_parts
     catalog = pq.read_table(run / "catalog.parquet")
-    # Every old column, in the same order; the columns added since (media rows: issue 16)
-    # are null for these text rows.
+    # Every old column, in the same order; the columns added since: each row is its own
+    # variant 0 (best of N: issue 17), and media columns (issue 16) are null for text rows.
     old = old_catalog.column_names
     assert [name for name in catalog.column_names if name in old] == old
     added = [name for name in catalog.column_names if name not in old]
-    assert added == [*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS]
-    assert all(catalog[name].null_count == catalog.num_rows for name in added)
+    assert added == ["source_id", "variant", *MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS]
+    assert catalog["source_id"].to_pylist() == catalog["id"].to_pylist()
+    assert catalog["variant"].to_pylist() == [0] * catalog.num_rows
+    assert all(catalog[name].null_count == catalog.num_rows for name in added[2:])
     for name in ("id", "key", "seed", "status", "sha256", "frames_sha256", "caption_src"):
         assert catalog[name].to_pylist() == old_catalog[name].to_pylist(), name
 

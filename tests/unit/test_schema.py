@@ -10,6 +10,7 @@ import pytest
 from pipeline import schema
 from pipeline.errors import ManifestError
 from pipeline.plan.manifest import validate
+from pipeline.plan.planner import make_plan
 from pipeline.rundir.catalog import build_catalog
 from tests.conftest import REPO
 
@@ -52,13 +53,22 @@ def test_other_columns_pass_through(column):
 
 
 def test_the_catalog_has_exactly_the_schemas_columns_in_order():
-    rows = validate(pa.table({"prompt": ["a"], "seed": [1], "caption": ["c"]})).table
-    rows = rows.append_column("key", pa.array(["0" * 32]))
+    rows = make_plan(validate(pa.table({"prompt": ["a"], "seed": [1], "caption": ["c"]})), 1).rows
     catalog = build_catalog(rows, schema.LEDGER_SCHEMA.empty_table(), ("caption",))
     assert tuple(catalog.column_names) == schema.catalog_columns(("caption",))
     # what is not a manifest input or a passthrough column is reserved
     written = [n for n in catalog.column_names if n not in (*schema.MANIFEST_COLUMNS, "caption")]
-    assert tuple(written) == schema.WRITTEN_COLUMNS
+    assert tuple(written) == tuple(n for n in schema.WRITTEN_COLUMNS if n != schema.SELECTED)
+    scored = build_catalog(
+        rows,
+        schema.LEDGER_SCHEMA.empty_table(),
+        ("caption",),
+        {"clip": schema.SCORE_LEDGER_SCHEMA.empty_table()},
+    )
+    assert tuple(scored.column_names) == schema.catalog_columns(("caption",), ("clip",))
+    for name in scored.column_names:
+        if name not in (*schema.MANIFEST_COLUMNS, "caption"):
+            assert schema.reserved_reason(name), name
 
 
 def test_schema_md_lists_the_reserved_columns_of_the_code():
