@@ -2,7 +2,9 @@
 work finishes, or is abandoned after --stop-grace), a second signal (stops at once); each
 exits 4 and a resume gives the same pixels as an uninterrupted run. `status --watch`.
 
-Real subprocesses; progress is found by polling the run dir, never by sleeping. The last
+Real subprocesses (joining the session's Ray with --address: the driver's signal handling
+is under test, not a Ray start); progress is found by polling the run dir, never by
+sleeping. The last
 planned batch is made to hang (the test-only `hang` fault) wherever a signal must land
 before the run could end. The null model: the stopping machinery is under test here, not
 the diffusion (its frames are still a pure function of the request, compared on resume).
@@ -47,6 +49,12 @@ def baseline(ray_local, manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("stops-baseline") / "run"
     assert run_in_process(manifest, out, *FLAGS) == 0
     return by_id(read_catalog(out), "frames_sha256", "sha256")
+
+
+@pytest.fixture(scope="module")
+def joined(ray_local) -> tuple[str, str]:
+    """Flags for a subprocess driver that joins the session's Ray."""
+    return ("--address", ray_local.get_runtime_context().gcs_address)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +117,7 @@ def test_deadline_shorter_than_the_work_exits_4_then_resume_matches(manifest, ba
 
 
 def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
-    manifest, baseline, last_batch, tmp_path
+    manifest, baseline, last_batch, joined, tmp_path
 ):
     out = tmp_path / "run"
     ids = [f"stop-{i}" for i in range(ITEMS)]
@@ -117,7 +125,7 @@ def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
     # SIGINT once, mid-run: no new batch starts, those in flight finish (the hung last one
     # is abandoned after --stop-grace: it keeps the run from ending first), catalog, exit 4.
     hang_prompt, hung_keys = last_batch
-    hang = ("--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "2")
+    hang = ("--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "2", *joined)
     log = tmp_path / "sigint.log"
     proc = start_render(manifest, out, *FLAGS, *hang, log=log)
     wait_for(lambda: (out / "_state").exists() and ledger_keys(out), proc, log)
@@ -140,11 +148,13 @@ def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
     assert_resume_matches(manifest, out, baseline)
 
 
-def test_second_signal_stops_at_once_and_resume_matches(manifest, baseline, last_batch, tmp_path):
+def test_second_signal_stops_at_once_and_resume_matches(
+    manifest, baseline, last_batch, joined, tmp_path
+):
     out = tmp_path / "run"
     hang_prompt, hung_keys = last_batch
     log = tmp_path / "twice.log"
-    flags = (*FLAGS, "--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "3600")
+    flags = (*FLAGS, "--inject-fault", f"hang:{hang_prompt}", "--stop-grace", "3600", *joined)
     proc = start_render(manifest, out, *flags, log=log)
     others = {key for key in _all_keys(manifest) if key not in hung_keys}
     wait_for(lambda: (out / "_state").exists() and others <= ledger_keys(out), proc, log)

@@ -117,8 +117,10 @@ def test_forced_encode_failure_is_a_failed_row_with_ffmpegs_message(tmp_path, ra
 
 def test_ray_job_entrypoint_and_demo_command(tmp_path, ray_local, capsys):
     """`python -m jobs.render` runs the job as a subprocess (the entry point is under test:
-    the null model); `promptreel demo` renders the demo manifest (in-process, on the
+    the null model) with RAY_ADDRESS set, as `ray job submit` runs it: it joins the
+    session's Ray; `promptreel demo` renders the demo manifest (in-process, on the
     session's Ray: the demo's job is under test, not its process)."""
+    import os
     import subprocess
     import sys
 
@@ -141,6 +143,7 @@ def test_ray_job_entrypoint_and_demo_command(tmp_path, ray_local, capsys):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address},
     )
     assert result.returncode == 0, result.stderr
     assert read_catalog(tmp_path / "run")["status"].to_pylist() == ["ok", "ok"]

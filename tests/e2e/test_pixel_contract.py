@@ -128,7 +128,7 @@ def _first_requests(plan) -> set[str]:
 
 
 def test_stopped_run_covers_every_prompt_first_then_resume_is_exact(
-    clean, model_dir, manifests, tmp_path
+    clean, model_dir, manifests, tmp_path, ray_local
 ):
     config = RunConfig(
         manifest=str(manifests["priority"]),
@@ -154,8 +154,9 @@ def test_stopped_run_covers_every_prompt_first_then_resume_is_exact(
     out = tmp_path / "run"
     log = tmp_path / "stopped.log"
     hang = f"--inject-fault=hang:{batches[stop].items[0].key}"
+    joined = ("--address", ray_local.get_runtime_context().gcs_address)  # no Ray start
     proc = start_render(
-        manifests["priority"], out, *_flags(model_dir, "--actors", "1", hang), log=log
+        manifests["priority"], out, *_flags(model_dir, "--actors", "1", hang, *joined), log=log
     )
     try:
         poll(lambda: ledger_keys(out) >= before, proc, log, timeout=240)

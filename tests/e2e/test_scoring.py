@@ -126,7 +126,7 @@ def test_export_takes_the_selected_variants_with_their_scores(scored, tmp_path, 
     assert len(kept) == 2 and all(s["selected"] is True for s in samples.values())
 
 
-def test_a_kill_during_scoring_then_the_same_command_scores_each_clip_once(tmp_path):
+def test_a_kill_during_scoring_then_the_same_command_scores_each_clip_once(tmp_path, ray_local):
     """The driver is killed once its first scores are saved (test-only `pause:score`);
     the same command then renders nothing again and scores only what is missing."""
     import pyarrow.parquet as pq
@@ -136,7 +136,8 @@ def test_a_kill_during_scoring_then_the_same_command_scores_each_clip_once(tmp_p
     manifest = write_manifest(tmp_path / "m.parquet", ROWS)
     out, log = tmp_path / "run", tmp_path / "killed.log"
     flags = (*FLAGS, "--variants", "3", "--score", "motion", "--score-batch-size", "1")
-    proc = start_render(manifest, out, *flags, "--inject-fault=pause:score", log=log)
+    joined = ("--address", ray_local.get_runtime_context().gcs_address)  # no Ray start
+    proc = start_render(manifest, out, *flags, *joined, "--inject-fault=pause:score", log=log)
     poll(lambda: b"paused before score" in log.read_bytes(), proc, log)
     kill_session(proc)
     clips = _files(out)
