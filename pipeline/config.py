@@ -69,6 +69,9 @@ class ScoreSettings:
     keep: int | None = None
     by: str | None = None
     min_scores: tuple[tuple[str, float], ...] = ()
+    # Render until good (pipeline/score/until.py): "NAME>=VALUE", up to max_variants.
+    until: str | None = None
+    max_variants: int = 4
 
 
 @dataclass(frozen=True)

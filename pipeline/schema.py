@@ -101,7 +101,8 @@ RESULT_COLUMNS = tuple(name for name in LEDGER_SCHEMA.names if name != KEY)
 # --- scores (best of N): one ledger per scorer, _state/scores/<name> -------------------------
 SCORE_PREFIX = "score_"  # catalog column score_<name> per scorer the run has
 SCORE_ERRORS = "score_errors"  # "<name>: <error>" per scorer that failed on the clip
-SELECTED = "selected"  # kept by --keep/--min-score (null: no selection asked for)
+SELECTED = "selected"  # kept by --keep/--min-score/--until (null: no selection asked for)
+SCORE_PASSED = "score_passed"  # --until: the row has a passing variant (null: still open)
 SCORE_LEDGER_SCHEMA = pa.schema(
     [
         (KEY, pa.string()),

@@ -40,6 +40,20 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
     )
     defaults = ScoreSettings()
     group.add_argument(
+        "--until",
+        default=None,
+        metavar="NAME>=VALUE",
+        help="render until good: every row's variant 0 first, then a row's next variant "
+        "only while none of its variants scored NAME >= VALUE (needs --score NAME)",
+    )
+    group.add_argument(
+        "--max-variants",
+        type=int,
+        default=defaults.max_variants,
+        metavar="M",
+        help="with --until: variants tried per row at most (default: %(default)s)",
+    )
+    group.add_argument(
         "--score-cpus",
         type=float,
         default=defaults.cpus,
@@ -65,6 +79,7 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
 def score_settings(args) -> ScoreSettings:
     """The flags as ScoreSettings; a malformed flag is a ScoreError (exit 2)."""
     scorers = tuple(dict(parse_score_flag(text) for text in args.score).items())
+    defaults = ScoreSettings()
     return ScoreSettings(
         scorers=scorers,
         cpus=args.score_cpus,
@@ -73,6 +88,8 @@ def score_settings(args) -> ScoreSettings:
         keep=args.keep,
         by=args.by,
         min_scores=tuple(parse_min_score(text) for text in args.min_score),
+        until=getattr(args, "until", None),
+        max_variants=getattr(args, "max_variants", defaults.max_variants),
     )
 
 

@@ -20,7 +20,14 @@ import pyarrow.compute as pc
 from pipeline.actor.faults import Faults
 from pipeline.arrow_io import parquet_bytes
 from pipeline.config import RunConfig
-from pipeline.driver.scoring import ScoreStage, catalog_scores, resolve_all, scorer_names
+from pipeline.driver.rounds import Rounds, in_play, with_outcome
+from pipeline.driver.scoring import (
+    ScoreStage,
+    catalog_scores,
+    resolve_all,
+    scorer_names,
+    until_of,
+)
 from pipeline.driver.startup import StartedUp, start_up
 from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
@@ -36,6 +43,7 @@ from pipeline.rundir.layout import RunDir, check_run_dir_writable
 from pipeline.rundir.ledger import Ledger
 from pipeline.rundir.lock import DriverLock
 from pipeline.score.selection import Selection, check_selection
+from pipeline.score.until import Until
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class _Job:
     started: float
     scorers: tuple = ()  # this command's --score flags, resolved (driver/scoring.py)
     run_scorers: dict | None = None  # every scorer the run has (job.json), for the catalog
+    until: Until | None = None  # render until good (driver/rounds.py)
 
 
 def run_job(config: RunConfig, progress=None) -> JobResult:
@@ -110,6 +119,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     manifest = load_manifest(config, hashes)
     scorers = resolve_all(config.scores)  # a wrong scorer checkpoint: exit 2 here
     check_selection(Selection.of(config.scores), scorer_names(run, scorers))
+    until = until_of(config, scorers)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
     claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
     run_scorers = record_scorers(run, {s.name: s.describe() for s in scorers})
@@ -126,12 +136,14 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         started,
         scorers,
         run_scorers,
+        until,
     )
     job.stop.install()  # until armed (Ray up), a signal interrupts as Ctrl-C: exit 130
     startup: StartedUp | None = None
     rendered = 0
     try:
-        plan = make_plan(manifest, config.render.batch_size, config.variants)
+        variants = until.max_variants if until else config.variants  # until: all planned
+        plan = make_plan(manifest, config.render.batch_size, variants)
         job.lock.acquire()
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)
@@ -140,16 +152,18 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
         stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
+        rounds = Rounds(until, plan.rows, job.ledger, stage) if until else None
+        first = rounds.next(todo) if rounds else todo
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
-        if len(todo) and job.stop.admit(actor_load=0):
+        if (len(first) or (rounds and stage.queue)) and job.stop.admit(actor_load=0):
             job.faults.pause("start")  # test-only: planned and claimed, nothing started yet
             startup = start_up(config, run, faults, job.stop, plan, todo)
-            rendered = _render(job, plan, todo, progress, startup, stage)
+            rendered = _render(job, plan, todo, progress, startup, stage, rounds)
         elif stage is not None and stage.queue and not job.stop.stopping:
             stage.score_only(config.cluster, job.stop)  # clips rendered earlier, unscored
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds
         timings = startup.timings() if startup else None  # None: Ray never started
-        counts, stopped = _write_outputs(job, plan, rendered, timings)
+        counts, stopped = _write_outputs(job, plan, rendered, timings, rounds)
     except KeyboardInterrupt as exc:
         job.stop.reraise(exc)
     finally:
@@ -168,7 +182,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     )
 
 
-def _write_outputs(job: _Job, plan: Plan, rendered: int, timings: dict | None) -> tuple:
+def _write_outputs(job: _Job, plan: Plan, rendered: int, timings: dict | None, rounds) -> tuple:
     """The sweep, catalog.parquet, summary.json and report.html, from the ledger."""
     config, run = job.config, job.run
     results = with_current_uris(run, job.ledger.read(), clip_extension(config.encode.format))
@@ -176,9 +190,11 @@ def _write_outputs(job: _Job, plan: Plan, rendered: int, timings: dict | None) -
     run.sweep(results.filter(pc.equal(results["status"], "ok"))["key"])
     scores = catalog_scores(run, job.run_scorers)
     selection = Selection.of(config.scores)
-    catalog = catalog_mod.build_catalog(
-        plan.rows, results, job.manifest.passthrough, scores, selection
-    )
+    state = rounds.read() if rounds else None
+    rows = in_play(plan.rows, state) if state else plan.rows
+    catalog = catalog_mod.build_catalog(rows, results, job.manifest.passthrough, scores, selection)
+    if state is not None:
+        catalog = with_outcome(catalog, state)
     catalog = plan.with_planned_batches(catalog)
     catalog_mod.write_catalog(run, catalog)
     counts = catalog_mod.status_counts(catalog)
@@ -202,7 +218,9 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
     return results.set_column(index, "uri", pa.array(uris, pa.string()))
 
 
-def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp, stage) -> int:
+def _render(job: _Job, plan: Plan, todo, progress, startup: StartedUp, stage, rounds) -> int:
+    """Render `todo` (the pending keys); with `rounds` (--until), round by round: what
+    each round needs, then its scores, until no row needs another variant."""
     from pipeline.driver.executor import Dispatcher
     from pipeline.driver.retry import RetryBook
 
@@ -240,17 +258,25 @@ def _render(job: _Job, plan: Plan, todo: pa.Array, progress, startup: StartedUp,
 
     early = startup.early
     actors = early.take_actors()  # kept from model to model: each loads the next one
+    now = rounds.next(todo) if rounds else todo
     try:
-        for model in plan.pending_models(todo, config.render.model):
-            if stop.stopping:
+        while True:
+            for model in plan.pending_models(now, config.render.model):
+                if stop.stopping:
+                    break
+                dispatcher = Dispatcher(config.cluster, book, on_final, on_tick, gate=stop)
+                batches = plan.batches(now, model=model)
+                most = plan.batch_count(now, model=model)
+                try:
+                    actors = dispatcher.run(early.spec_for(model), batches, actors, most)
+                finally:
+                    early.actors_started += dispatcher.actors_started
+            if rounds is None or stop.stopping:
                 break
-            dispatcher = Dispatcher(config.cluster, book, on_final, on_tick, gate=stop)
-            batches = plan.batches(todo, model=model)
-            most = plan.batch_count(todo, model=model)
-            try:
-                actors = dispatcher.run(early.spec_for(model), batches, actors, most)
-            finally:
-                early.actors_started += dispatcher.actors_started
+            stage.finish(on_tick, lambda: stop.stopping)  # this round's scores decide
+            now = rounds.next(todo)
+            if not len(now):
+                break
         early.release(shutdown=False, also=actors)  # rendering done: their CPUs to scoring
         actors = []
         if stage is not None:

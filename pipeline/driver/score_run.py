@@ -21,6 +21,7 @@ from pipeline.rundir.jobjson import read_job, record_scorers
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.ledger import Ledger
 from pipeline.rundir.lock import DriverLock
+from pipeline.score.base import ScoreError
 from pipeline.score.selection import Selection, check_selection
 
 
@@ -40,6 +41,8 @@ def score_run(run: RunDir, settings: ScoreSettings, cluster: ClusterSettings) ->
     catalog = catalog_mod.read_catalog(run)
     if job is None or catalog is None:
         raise ConfigError(f"{run.url} is not a finished run dir (no job.json or catalog.parquet)")
+    if settings.until is not None:
+        raise ScoreError("--until renders variants: give it to `promptreel render`")
     scorers = resolve_all(settings)  # a wrong checkpoint: exit 2 before anything starts
     check_selection(Selection.of(settings), scorer_names(run, scorers))
     lock = DriverLock(run, ttl_s=120.0)

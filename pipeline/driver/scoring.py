@@ -25,7 +25,9 @@ from pipeline.rundir.jobjson import SCORERS, read_job
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.ledger import Ledger
 from pipeline.schema import SCORE_LEDGER_SCHEMA
+from pipeline.score.base import ScoreError
 from pipeline.score.resolve import ResolvedScorer, resolve_scorer
+from pipeline.score.until import Until, parse_until
 
 IN_FLIGHT = 2  # scoring calls per actor: one scoring, one reading its clips
 
@@ -33,6 +35,19 @@ IN_FLIGHT = 2  # scoring calls per actor: one scoring, one reading its clips
 def resolve_all(settings: ScoreSettings) -> tuple[ResolvedScorer, ...]:
     """Every --score flag resolved and checked (ScoreError, exit 2, before any render)."""
     return tuple(resolve_scorer(name, location) for name, location in settings.scorers)
+
+
+def until_of(config, scorers: tuple[ResolvedScorer, ...]) -> Until | None:
+    """--until as an Until, checked against this command's scorers (ScoreError: exit 2)."""
+    settings = config.scores
+    if settings.until is None:
+        return None
+    until = parse_until(settings.until, settings.max_variants)
+    if until.name not in {s.name for s in scorers}:
+        raise ScoreError(f"--until {settings.until}: add --score {until.name} (it decides)")
+    if config.variants != 1:
+        raise ScoreError("--until renders up to --max-variants per row: drop --variants")
+    return until
 
 
 def scorer_names(run: RunDir, scorers: tuple[ResolvedScorer, ...]) -> tuple[str, ...]:
