@@ -129,28 +129,25 @@ def test_render_from_hub_id_records_the_sha(first_run):
 
 
 def test_sha_spec_shares_keys_and_picks_its_weights(hf_home, first_run, tmp_path):
+    """One render (one Ray, one actor loading both commits in turn): rows at `@A` share the
+    keys `acme/house-video` got at A; a row at `@B` gets B's weights and pixels."""
     manifest, out = first_run
     out = copy_run(out, tmp_path)
     before = read_catalog(out)
+    pinned_a, pinned_b = f"{REPO_ID}@{SHA_A}", f"{REPO_ID}@{SHA_B}"
     rows = prompt_rows(3, "house", **ROW) + prompt_rows(1, "extra", **ROW)
+    rows += [{**prompt_rows(1, "house", **ROW)[0], "id": "house-0-at-b", "model": pinned_b}]
     grown = write_manifest(tmp_path / "grown.parquet", rows)
-    pinned = f"{REPO_ID}@{SHA_A}"
-    done = run_cli("render", grown, "--out", out, "--model", pinned, *FLAGS, env=hub_env(hf_home))
+    done = run_cli("render", grown, "--out", out, "--model", pinned_a, *FLAGS, env=hub_env(hf_home))
     assert done.returncode == 0, done.stderr
-    assert "(1 rendered this run)" in done.stdout  # same keys as `acme/house-video` at A
+    assert "(2 rendered this run)" in done.stdout  # the extra row and the row at B
     after = read_catalog(out)
     assert after["key"].to_pylist()[:3] == before["key"].to_pylist()
-    assert after["status"].to_pylist() == ["ok"] * 4
-
-    other = tmp_path / "other"
-    one = write_manifest(tmp_path / "one.parquet", prompt_rows(1, "house", **ROW))
-    done = run_cli(
-        "render", one, "--out", other, "--model", f"{REPO_ID}@{SHA_B}", *FLAGS, env=hub_env(hf_home)
-    )
-    assert done.returncode == 0, done.stderr
-    at_b = read_catalog(other)
-    assert at_b["key"][0] != before["key"][0]
-    assert at_b["frames_sha256"][0] != before["frames_sha256"][0]  # B's weights, B's pixels
+    assert after["status"].to_pylist() == ["ok"] * 5
+    at_b = after.to_pylist()[4]
+    assert at_b["key"] != before["key"][0].as_py()
+    assert at_b["frames_sha256"] != before["frames_sha256"][0].as_py()  # B's weights, B's pixels
+    assert json.loads((out / "summary.json").read_text())["startup"]["actors_started"] == 1
 
 
 def test_moved_ref_is_refused_naming_both_shas(hf_home, first_run, tmp_path):
