@@ -127,6 +127,8 @@ def test_ray_job_submit_renders_to_completion(ray_head, tmp_path):
             "--no-progress",
             "--flush-interval",
             "1",
+            "--model",
+            "null",  # the submission path is under test here, not the diffusion
         ],
         cwd=REPO,
         env=ray_env(),

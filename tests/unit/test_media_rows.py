@@ -170,3 +170,22 @@ def test_seeds_equal_modulo_2_32_alias_only_with_the_same_image(tmp_path, models
     rows[1]["image"] = first
     warnings = validate(pa.Table.from_pylist(rows), media=MediaOptions()).warnings
     assert [w.row for w in warnings] == [1]
+
+
+def test_variants_of_a_media_row_share_its_image_and_differ_by_seed(tmp_path, models):
+    """Best of N x media rows: each variant carries the row's image (same content hash,
+    same fit), so the variants differ only by seed; variant 0 keeps the row's key."""
+    from pipeline.plan.planner import make_plan
+
+    image = str(media_files.png_rgb(tmp_path, 32, 32))
+    table = pa.Table.from_pylist([_row(0, model=models["i2v"], image=image, resize="pad")])
+    manifest = validate(table, media=MediaOptions())
+    plan = make_plan(manifest, 1, variants=3)
+    rows = plan.rows.to_pylist()
+    assert [r["id"] for r in rows] == ["r0", "r0~v1", "r0~v2"]
+    assert {(r["image"], r["image_sha256"], r["resize"]) for r in rows} == {
+        (image, rows[0]["image_sha256"], "pad")
+    }
+    assert [r["seed"] for r in rows] == [0, 1, 2]
+    assert len({r["key"] for r in rows}) == 3
+    assert rows[0]["key"] == make_plan(manifest, 1).rows["key"][0].as_py()
