@@ -203,6 +203,6 @@ def record_scorers(run: RunDir, scorers: dict[str, dict]) -> dict[str, dict]:
     fingerprint: scores never change pixels, and a scorer may be added to a finished run."""
     job = read_job(run) or {}
     merged = {**(job.get(SCORERS) or {}), **scorers}
-    if merged != job.get(SCORERS) and job:
+    if scorers and job and merged != job.get(SCORERS):  # a run without --score writes nothing
         _write_job(run, {**job, SCORERS: merged})
     return merged
