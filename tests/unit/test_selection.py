@@ -69,3 +69,24 @@ def test_the_report_labels_variants_scores_and_kept_rows():
     assert shown["scores"][1] == "clip 30.00 \u00b7 motion 0.50"
     assert shown["scores"][4] == "motion 4.00"  # no clip score: only what it has
     assert shown["kept"] == [1, 5]
+
+
+def test_job_json_records_scorers_only_when_a_command_brings_some(tmp_path):
+    import json
+
+    from pipeline.rundir.jobjson import claim, record_scorers
+    from pipeline.rundir.layout import RunDir
+
+    run = RunDir(str(tmp_path / "run"))
+    claim(run, {"model": "m"})
+    before = (tmp_path / "run" / "job.json").read_bytes()
+    assert record_scorers(run, {}) == {}
+    assert (tmp_path / "run" / "job.json").read_bytes() == before  # nothing to record
+    clip = {"flag": "clip=/c", "scorer_id": "clip-v1:dir:aa"}
+    motion = {"flag": "motion", "scorer_id": "motion-v1"}
+    assert record_scorers(run, {"clip": clip}) == {"clip": clip}
+    assert record_scorers(run, {"motion": motion}) == {"clip": clip, "motion": motion}
+    newer = {**clip, "scorer_id": "clip-v1:dir:bb"}  # another checkpoint replaces it
+    assert record_scorers(run, {"clip": newer}) == {"clip": newer, "motion": motion}
+    job = json.loads((tmp_path / "run" / "job.json").read_text())
+    assert job["model"] == "m" and job["scorers"] == {"clip": newer, "motion": motion}
