@@ -32,18 +32,21 @@ SLOW_FIRST = (  # longest first (wall under `make test`): the files' tail ends t
     "test_media_rows.py",
     "test_clean_stops.py",
     "test_media_families.py",
+    "test_scoring.py",
     "test_e2e.py",
     "test_node_loss.py",
     "test_pixels.py",
     "test_media_remote.py",
     "test_export.py",
     "test_faults.py",
+    "test_until.py",
     "test_resume.py",
     "test_s3.py",
     "test_ray_lifetime.py",
     "test_video_families.py",
     "test_early_exit.py",
     "test_job_submit.py",
+    "test_variants.py",
 )
 
 

@@ -163,12 +163,11 @@ class ScoreStage:
 
         prompts = dict(zip(plan.items["key"].to_pylist(), plan.items["prompt"].to_pylist()))
         ext = clip_extension(config.encode.format)
-        stage = cls(config.scores, scorers, run, ext, config.flush_interval_s, prompts)
-        stage.faults = faults
+        stage = cls(config.scores, scorers, run, ext, config.flush_interval_s, prompts, faults)
         stage.add(stage.missing(finished))
         return stage
 
-    def __init__(self, settings, scorers, run: RunDir, ext: str, flush_interval_s, prompts):
+    def __init__(self, settings, scorers, run: RunDir, ext, flush_interval_s, prompts, faults=None):
         self.settings = settings
         self.scorers = scorers
         self.run = run
@@ -181,7 +180,7 @@ class ScoreStage:
         self.scored = 0
         self.lost = 0  # clips whose scoring call failed as a whole (scored next run)
         self.last_error = ""
-        self.faults = None  # test-only: `pause:score` blocks once the first scores are saved
+        self.faults = faults  # test-only: `pause:score` blocks once the first scores are saved
 
     def missing(self, results: pa.Table) -> list[tuple]:
         """Ok clips of `results` (ledger rows) lacking a current score, each with the names
