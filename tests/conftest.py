@@ -24,7 +24,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 # The longest e2e files (measured, issue 15) start first, so that under pytest-xdist
-# (`make test`: -n 3 --dist loadfile) none of them starts last and runs alone.
+# (`make test`: -n 2 --dist loadfile) none of them starts last and runs alone.
 SLOW_FIRST = (  # longest first (wall under `make test`): the files' tail ends together
     "test_hub_pinning.py",
     "test_families.py",
