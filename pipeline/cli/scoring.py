@@ -13,7 +13,8 @@ from pipeline.score.selection import parse_min_score
 SCORE_HELP = "; ".join(f"{s.name}: {s.description}" for s in SCORERS.values())
 
 
-def add_score_args(parser: argparse.ArgumentParser) -> None:
+def add_score_args(parser: argparse.ArgumentParser, renders: bool = True) -> None:
+    """The best-of-N flags; `renders` adds --until and --max-variants (render only)."""
     group = parser.add_argument_group("best of N (scores never change pixels; see docs/scoring.md)")
     group.add_argument(
         "--score",
@@ -39,20 +40,8 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
         help="a variant scoring below VALUE is not selected (repeatable)",
     )
     defaults = ScoreSettings()
-    group.add_argument(
-        "--until",
-        default=None,
-        metavar="NAME>=VALUE",
-        help="render until good: every row's variant 0 first, then a row's next variant "
-        "only while none of its variants scored NAME >= VALUE (needs --score NAME)",
-    )
-    group.add_argument(
-        "--max-variants",
-        type=int,
-        default=defaults.max_variants,
-        metavar="M",
-        help="with --until: variants tried per row at most (default: %(default)s)",
-    )
+    if renders:
+        _add_until_args(group, defaults)
     group.add_argument(
         "--score-cpus",
         type=float,
@@ -73,6 +62,23 @@ def add_score_args(parser: argparse.ArgumentParser) -> None:
         default=defaults.batch_size,
         metavar="N",
         help="clips per scoring call (default: %(default)s)",
+    )
+
+
+def _add_until_args(group, defaults: ScoreSettings) -> None:
+    group.add_argument(
+        "--until",
+        default=None,
+        metavar="NAME>=VALUE",
+        help="render until good: every row's variant 0 first, then a row's next variant "
+        "only while none of its variants scored NAME >= VALUE (needs --score NAME)",
+    )
+    group.add_argument(
+        "--max-variants",
+        type=int,
+        default=defaults.max_variants,
+        metavar="M",
+        help="with --until: variants tried per row at most (default: %(default)s)",
     )
 
 
@@ -100,4 +106,4 @@ def add_score_command(commands) -> None:
     )
     score.add_argument("run", help="run dir")
     score.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON")
-    add_score_args(score)
+    add_score_args(score, renders=False)

@@ -51,6 +51,6 @@ def load_motion(location: str | None, device: str = "cpu") -> MotionScore:
 MOTION = Scorer(
     name="motion",
     needs_checkpoint=False,
-    description="motion: mean |luma difference| of consecutive frames (0..255), all frames",
+    description="mean |luma difference| of consecutive frames (0..255), all frames",
     load=load_motion,
 )
