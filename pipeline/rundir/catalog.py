@@ -52,6 +52,7 @@ def with_scores(
     it had). `scores`: per scorer, its latest rows for the run's scorer id
     (SCORE_LEDGER_SCHEMA), joined on the key; a row whose clip is not the one scored
     (re-rendered since) has no score."""
+    catalog = _completed(catalog, passthrough)
     columns = {name: catalog[name] for name in catalog_columns(passthrough)}
     errors = []
     for name, table in scores.items():
@@ -67,6 +68,17 @@ def with_scores(
         scored = pa.table({k: columns[k] for k in ("source_id", "variant", *_names(scores))})
         columns[SELECTED] = selected(scored, selection or Selection())
     return pa.table({name: columns[name] for name in catalog_columns(passthrough, tuple(scores))})
+
+
+def _completed(catalog: pa.Table, passthrough: tuple[str, ...]) -> pa.Table:
+    """A catalog written by older code, with the columns added since: each row is its own
+    variant 0 (source_id = id), media columns are null (text rows)."""
+    filled = {"source_id": catalog["id"], "variant": pa.array([0] * catalog.num_rows, pa.int32())}
+    for name in catalog_columns(passthrough):
+        if name not in catalog.column_names:
+            column = filled.get(name, pa.nulls(catalog.num_rows, pa.string()))
+            catalog = catalog.append_column(name, column)
+    return catalog
 
 
 def passthrough_of(catalog: pa.Table) -> tuple[str, ...]:

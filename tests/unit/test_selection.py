@@ -90,3 +90,21 @@ def test_job_json_records_scorers_only_when_a_command_brings_some(tmp_path):
     assert record_scorers(run, {"clip": newer}) == {"clip": newer, "motion": motion}
     job = json.loads((tmp_path / "run" / "job.json").read_text())
     assert job["model"] == "m" and job["scorers"] == {"clip": newer, "motion": motion}
+
+
+def test_scores_attach_to_a_catalog_written_before_variants_and_media_rows():
+    """`promptreel score` on an old run dir: its catalog lacks source_id, variant and the
+    media columns; each row is its own variant 0, and the scores join on the key."""
+    from pipeline.plan.manifest import validate
+    from pipeline.plan.planner import make_plan
+    from pipeline.rundir.catalog import build_catalog, with_scores
+    from pipeline.schema import LEDGER_SCHEMA, SCORE_LEDGER_SCHEMA
+
+    rows = make_plan(validate(pa.table({"prompt": ["a", "b"], "seed": [1, 2]})), 1).rows
+    new = build_catalog(rows, LEDGER_SCHEMA.empty_table(), ())
+    old = new.drop_columns(["source_id", "variant", "image", "last_image", "resize"])
+    scores = SCORE_LEDGER_SCHEMA.empty_table()
+    scored = with_scores(old, (), {"clip": scores}, Selection(keep=1, by="clip"))
+    assert scored["source_id"].to_pylist() == new["id"].to_pylist()
+    assert scored["variant"].to_pylist() == [0, 0]
+    assert scored["selected"].to_pylist() == [False, False]  # nothing scored yet
