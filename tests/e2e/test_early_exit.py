@@ -147,6 +147,9 @@ def interrupt_during_read(tmp_path: Path, command: str, index: int) -> subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal delivers it: a suite started in the background (`cmd &`)
+        # passes SIGINT down as ignored, and Python then keeps ignoring it (measured).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     writer = open_writer(fifo, process)
     try:
