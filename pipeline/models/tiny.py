@@ -77,7 +77,6 @@ def build_tiny_pipeline():
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         WanPipeline,
-        WanTransformer3DModel,
     )
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -103,20 +102,7 @@ def build_tiny_pipeline():
         num_res_blocks=1,
         temperal_downsample=[False, True, True],
     )
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
+    transformer = tiny_wan_transformer(in_channels=16, out_channels=16)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
     return WanPipeline(
         tokenizer=tokenizer,
@@ -124,4 +110,25 @@ def build_tiny_pipeline():
         vae=vae,
         scheduler=scheduler,
         transformer=transformer,
+    )
+
+
+def tiny_wan_transformer(**channels):
+    """The tiny Wan transformer of diffusers' tests (random weights from the caller's
+    seed); `channels`: in/out channels and the image-to-video extras. The embedded model
+    and the test checkpoints (tests/support/checkpoints.py) share it."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        **channels,
     )

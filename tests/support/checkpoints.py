@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.models.tiny import byte_tokenizer, ensure_built
+from pipeline.models.tiny import byte_tokenizer, ensure_built, tiny_wan_transformer
 
 VERSION = "v1"  # bump when a builder changes, so caches rebuild
 _SEED = 20261201
@@ -37,26 +37,6 @@ def _t5(tokenizer, umt5: bool = False):
     if umt5:
         return UMT5EncoderModel(UMT5Config(**config)).eval()
     return T5EncoderModel(T5Config(**config)).eval()
-
-
-def _wan_transformer(**channels):
-    """The tiny Wan transformer of diffusers' tests; `channels`: in/out channels and the
-    image-to-video extras."""
-    from diffusers import WanTransformer3DModel
-
-    return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        **channels,
-    )
 
 
 def _wan(variant: str):
@@ -95,7 +75,7 @@ def _wan(variant: str):
     )
 
     def transformer():
-        return _wan_transformer(in_channels=z, out_channels=z)
+        return tiny_wan_transformer(in_channels=z, out_channels=z)
 
     extra = {}
     if variant == "a14b":
@@ -129,7 +109,7 @@ def _wan_i2v(variant: str):
     a14b = variant == "a14b"
 
     def transformer():
-        return _wan_transformer(
+        return tiny_wan_transformer(
             in_channels=36,  # noise 16 + mask 4 + the image's latents 16
             out_channels=16,
             image_dim=None if a14b else 4,
