@@ -158,7 +158,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         if (len(first) or (rounds and stage.queue)) and job.stop.admit(actor_load=0):
             job.faults.pause("start")  # test-only: planned and claimed, nothing started yet
             startup = start_up(config, run, faults, job.stop, plan, todo)
-            rendered = _render(job, plan, todo, progress, startup, stage, rounds)
+            rendered = _render(job, plan, todo, first, progress, startup, stage, rounds)
         elif stage is not None and stage.queue and not job.stop.stopping:
             stage.score_only(config.cluster, job.stop)  # clips rendered earlier, unscored
         job.ledger.flush()  # the catalog and the sweep below read what the ledger holds
@@ -218,9 +218,10 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
     return results.set_column(index, "uri", pa.array(uris, pa.string()))
 
 
-def _render(job: _Job, plan: Plan, todo, progress, startup: StartedUp, stage, rounds) -> int:
-    """Render `todo` (the pending keys); with `rounds` (--until), round by round: what
-    each round needs, then its scores, until no row needs another variant."""
+def _render(job: _Job, plan: Plan, todo, now, progress, startup: StartedUp, stage, rounds) -> int:
+    """Render `now` (the pending keys, or with `rounds` (--until) the first round's),
+    then round by round: each round's scores, what the next needs of `todo`, until no row
+    needs another variant."""
     from pipeline.driver.executor import Dispatcher
     from pipeline.driver.retry import RetryBook
 
@@ -258,7 +259,6 @@ def _render(job: _Job, plan: Plan, todo, progress, startup: StartedUp, stage, ro
 
     early = startup.early
     actors = early.take_actors()  # kept from model to model: each loads the next one
-    now = rounds.next(todo) if rounds else todo
     try:
         while True:
             for model in plan.pending_models(now, config.render.model):
