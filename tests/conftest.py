@@ -21,6 +21,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports off lo
 # developer's own cache (set before anything imports huggingface_hub; see hub_cache.py).
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="promptreel-test-hf-")
 os.environ["HF_HUB_OFFLINE"] = "1"
+# S3 only through the moto server a test names, never the developer's credentials: the
+# session's Ray (and so every actor a joined subprocess starts) holds no AWS_* either.
+for _name in [name for name in os.environ if name.startswith("AWS_")]:
+    del os.environ[_name]
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 REPO = Path(__file__).resolve().parent.parent
 # The longest e2e files (measured, issue 15) start first, so that under pytest-xdist

@@ -4,8 +4,9 @@ No network: a Hugging Face cache is built locally in the hub's own layout
 (`models--acme--house-video/{blobs,refs/main,snapshots/<sha>/}`, tests/support/hub_cache.py) in a
 temp HF_HOME. Snapshot A holds the tiny Wan checkpoint, snapshot B the same
 with other transformer weights. The repo's name says nothing about its family: it has to
-come from the snapshot's model_index.json. Every render is a real subprocess with its own
-local Ray, so HF_HOME / HF_HUB_OFFLINE reach the driver and the actors as they would.
+come from the snapshot's model_index.json. Every render is a real subprocess that joins the
+session's Ray as `ray job submit` runs a job: HF_HOME / HF_HUB_OFFLINE reach the driver in
+its environment and the actors through the job's runtime_env, as they would on a cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pipeline.models.hub import family_from_model_index, pin_hub_model
 from pipeline.outputs.encode import decode_clip
 from tests.conftest import REPO, prompt_rows, read_catalog, run_cli, write_manifest
 from tests.support.hub_cache import add_snapshot, point_ref
-from tests.support.runs import poll
+from tests.support.runs import joined_env, poll
 
 REPO_ID = "acme/house-video"
 SHA_A = "a1" * 20
@@ -58,12 +59,16 @@ def hf_home(tmp_path_factory) -> Path:
     return home
 
 
-def hub_env(home: Path, offline: bool = True) -> dict:
-    return {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1" if offline else ""}
+@pytest.fixture(scope="module")
+def hub_env(ray_local):
+    def env(home: Path, offline: bool = True) -> dict:
+        return joined_env(ray_local, HF_HOME=str(home), HF_HUB_OFFLINE="1" if offline else "")
+
+    return env
 
 
 @pytest.fixture(scope="module")
-def first_run(hf_home, tmp_path_factory):
+def first_run(hf_home, hub_env, tmp_path_factory):
     """Three rows rendered from `--model acme/house-video` (refs/main -> A), offline."""
     root = tmp_path_factory.mktemp("first_run")
     manifest = write_manifest(root / "m.parquet", prompt_rows(3, "house", **ROW))
@@ -128,7 +133,7 @@ def test_render_from_hub_id_records_the_sha(first_run):
     }
 
 
-def test_sha_spec_shares_keys_and_picks_its_weights(hf_home, first_run, tmp_path):
+def test_sha_spec_shares_keys_and_picks_its_weights(hub_env, hf_home, first_run, tmp_path):
     """One render (one Ray, one actor loading both commits in turn): rows at `@A` share the
     keys `acme/house-video` got at A; a row at `@B` gets B's weights and pixels."""
     manifest, out = first_run
@@ -150,7 +155,7 @@ def test_sha_spec_shares_keys_and_picks_its_weights(hf_home, first_run, tmp_path
     assert json.loads((out / "summary.json").read_text())["startup"]["actors_started"] == 1
 
 
-def test_moved_ref_is_refused_naming_both_shas(hf_home, first_run, tmp_path):
+def test_moved_ref_is_refused_naming_both_shas(hub_env, hf_home, first_run, tmp_path):
     manifest, out = first_run
     out = copy_run(out, tmp_path)
     home = tmp_path / "hf_home"
@@ -177,7 +182,7 @@ def test_moved_ref_is_refused_naming_both_shas(hf_home, first_run, tmp_path):
     assert "0 problem(s)" in checked.stdout
 
 
-def test_actors_load_the_drivers_commit_after_the_ref_moves(hf_home, first_run, tmp_path):
+def test_actors_load_the_drivers_commit_after_the_ref_moves(hub_env, hf_home, first_run, tmp_path):
     """refs/main moves to B after the driver resolved A (job.json written) and before Ray or
     any actor starts (the driver waits there: the test-only `pause:start`): they load A."""
     home = tmp_path / "hf_home"
@@ -207,7 +212,7 @@ def test_actors_load_the_drivers_commit_after_the_ref_moves(hf_home, first_run, 
     assert {row["key"]: row["frames_sha256"] for row in rendered} == at_a
 
 
-def test_version_drift_refused_unless_allowed(hf_home, first_run, tmp_path):
+def test_version_drift_refused_unless_allowed(hub_env, hf_home, first_run, tmp_path):
     manifest, out = first_run
     out = copy_run(out, tmp_path)
     edit_job_json(out, lambda job: job["versions"].update(torch="1.0.0", diffusers="0.1.0"))
@@ -230,7 +235,7 @@ def test_version_drift_refused_unless_allowed(hf_home, first_run, tmp_path):
     assert again.returncode == 0, again.stderr
 
 
-def test_job_json_without_versions_resumes_and_records_them(hf_home, first_run, tmp_path):
+def test_job_json_without_versions_resumes_and_records_them(hub_env, hf_home, first_run, tmp_path):
     manifest, out = first_run
     out = copy_run(out, tmp_path)
     edit_job_json(out, lambda job: [job.pop("versions"), job.pop("hub_pins")])
@@ -244,7 +249,7 @@ def test_job_json_without_versions_resumes_and_records_them(hf_home, first_run, 
     assert job["hub_pins"] == {REPO_ID: SHA_A}
 
 
-def test_unknown_hub_id_offline_exits_2_once(hf_home, tmp_path):
+def test_unknown_hub_id_offline_exits_2_once(hub_env, hf_home, tmp_path):
     manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(3, "x", **ROW))
     args = ("render", manifest, "--out", tmp_path / "out", "--model", "acme/missing")
     refused = run_cli(*args, env=hub_env(hf_home))
@@ -264,7 +269,7 @@ def test_unknown_hub_id_offline_exits_2_once(hf_home, tmp_path):
     assert "row 0: model: model 'acme/gone'" in invalid.stderr
 
 
-def test_unreachable_hub_falls_back_to_the_cache(hf_home, tmp_path):
+def test_unreachable_hub_falls_back_to_the_cache(hub_env, hf_home, tmp_path):
     """Online allowed, hub unreachable (a closed port on loopback, no DNS, no network)."""
     env = {**hub_env(hf_home, offline=False), "HF_ENDPOINT": "http://127.0.0.1:9"}
     manifest = write_manifest(tmp_path / "m.parquet", prompt_rows(1, "x", **ROW))

@@ -1,7 +1,9 @@
 """Manifest and run dir in a real S3-compatible server (moto_server on 127.0.0.1).
 
 The server enforces IAM authentication (moto's reset-auth), so bad credentials are
-refused as on AWS. The CLI runs as a real subprocess with its own Ray; its actors
+refused as on AWS. The CLI runs as a real subprocess that joins the session's Ray as a
+submitted job (credentials reach its actors through the job's runtime_env, or as
+--storage-options; the session's Ray holds no AWS_* of its own: conftest.py); its actors
 write clips straight to the bucket. The server's request log counts round trips.
 """
 
@@ -20,7 +22,7 @@ from pipeline.rundir.layout import RunDir, check_run_dir_writable
 from tests.support.s3 import BUCKET, aws_env, cli, fs_for, options, requests
 
 
-def test_render_status_resume_in_bucket(s3):
+def test_render_status_resume_in_bucket(s3, ray_local):
     fs = fs_for(s3)
     rows = [
         {"id": f"clip-{i}", "prompt": f"a lighthouse, take {i}", "seed": 7 + i, "shot": f"s{i}"}
@@ -53,6 +55,7 @@ def test_render_status_resume_in_bucket(s3):
         "--inject-fault",
         f"storage:{rows[1]['prompt']}",
         aws=aws_env(s3),
+        ray=ray_local,  # joined as a submitted job: its actors get the AWS_* through Ray
     )
     assert done.returncode == 3, done.stderr
     first_run = requests(s3)[before:]
@@ -74,6 +77,7 @@ def test_render_status_resume_in_bucket(s3):
         "--retry-failed",
         "--storage-options",
         json.dumps(options(s3)),
+        ray=ray_local,
     )
     assert done.returncode == 0, done.stderr
     assert "3 ok, 0 failed (1 rendered this run)" in done.stdout

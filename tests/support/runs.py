@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,19 @@ def clip_files(run_dir: Path) -> dict[str, int]:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def joined_env(ray, **env_vars: str) -> dict:
+    """Environment for a subprocess driver that joins the session's Ray as `ray job submit
+    --runtime-env-json` runs a job: RAY_ADDRESS, and `env_vars` both in the driver's own
+    environment and in the job config ray.init reads, so its actors get them too (the
+    session's Ray was started without them). Saves a local Ray start (~8 CPU-s) per run."""
+    config = {"runtime_env": {"env_vars": env_vars}}
+    return {
+        **env_vars,
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps(config),
+    }
 
 
 def start_render(manifest: Path, out: Path, *flags: str, log: Path) -> subprocess.Popen:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tests.conftest import REPO
+from tests.support.runs import joined_env
 
 BUCKET = "reels"
 REGION = "us-east-1"
@@ -98,8 +99,12 @@ def options(s3, secret: str | None = None) -> dict:
     }
 
 
-def cli(*args, aws: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """`python -m pipeline ARGS` with no AWS settings but the ones given (no IMDS lookups)."""
+def cli(
+    *args, aws: dict | None = None, ray=None, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """`python -m pipeline ARGS` with no AWS settings but the ones given (no IMDS lookups).
+    With `ray` (the session's), a render joins it as a submitted job whose actors get `aws`
+    through the job's runtime_env instead of starting a local Ray (tests/support/runs.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         {
@@ -111,6 +116,8 @@ def cli(*args, aws: dict | None = None, timeout: float = 240) -> subprocess.Comp
             **(aws or {}),
         }
     )
+    if ray is not None:
+        env.update(joined_env(ray, **(aws or {})))
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *map(str, args)],
         cwd=REPO,
