@@ -2,6 +2,10 @@
 
 Formats: mp4 (H.264), webm (VP9), gif, webp (animated), png (the frames as PNGs in one
 zip per clip). The same frames give the same bytes with the same ffmpeg build.
+
+One ffmpeg process per item: `run_ffmpeg` writes several outputs (the clip, its
+thumbnail) from one read of the frames. A process start costs more than a small clip's
+encode (measured: 64x64x9, issue 20), so two processes per item halved throughput.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 
 import ffmpeg
@@ -67,34 +72,60 @@ def bitexact_args(threads: int) -> dict:
     return {"threads": threads, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact"}
 
 
+@dataclass(frozen=True)
+class Output:
+    """One file an ffmpeg run writes: `target` is a name (or an image pattern such as
+    %05d.png) in the run's private temp dir, or "pipe:" for stdout (one output at most);
+    `filters` is its -vf chain."""
+
+    target: str
+    args: dict
+    filters: str | None = None
+
+
+def clip_output(settings: EncodeSettings, extra_args: dict | None = None) -> Output:
+    """The clip in `settings.format` (png: one file per frame, zipped by clip_bytes)."""
+    args = {**output_args(settings), **(extra_args or {})}
+    # MP4 needs a seekable output for its index, webm for its cues: a temp file, not a pipe.
+    return Output("%05d.png" if settings.format == "png" else f"clip.{settings.format}", args)
+
+
+def clip_bytes(settings: EncodeSettings, written: list[tuple[str, bytes]]) -> bytes:
+    """What run_ffmpeg wrote for clip_output -> the clip file's bytes."""
+    return frame_zip.pack(written) if settings.format == "png" else written[0][1]
+
+
 def encode_clip(
     frames: np.ndarray, fps: float, settings: EncodeSettings, extra_args: dict | None = None
 ) -> bytes:
     """Encode uint8 frames (F, H, W, 3) to a clip in `settings.format`; raise EncodeError."""
-    args = {**output_args(settings), **(extra_args or {})}
-    if settings.format == "png":
-        return frame_zip.pack(run_ffmpeg(frames, fps, "%05d.png", args))
-    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args)[0][1]
+    (written,) = run_ffmpeg(frames, fps, [clip_output(settings, extra_args)])
+    return clip_bytes(settings, written)
 
 
 def run_ffmpeg(
-    frames: np.ndarray, fps: float, target: str, args: dict, filters: str | None = None
-) -> list[tuple[str, bytes]]:
-    """Feed raw frames to ffmpeg writing `target` (a name or an image pattern) in a private
-    temp dir; return [(name, bytes)] of what it wrote, sorted by name."""
+    frames: np.ndarray, fps: float, outputs: list[Output]
+) -> list[list[tuple[str, bytes]]]:
+    """Feed raw frames once to one ffmpeg writing every output; per output, the
+    [(name, bytes)] it wrote, sorted by name. Raise EncodeError."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
     count, height, width, _ = frames.shape
-    # MP4 needs a seekable output for its index: encode to a private temp file.
     with tempfile.TemporaryDirectory(prefix="promptreel-enc-") as workdir:
-        stream = ffmpeg.input(
+        source = ffmpeg.input(
             "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
         )
-        if filters:
-            args = {**args, "vf": filters}
-        stream = stream.output(os.path.join(workdir, target), **args)
+        folders = [os.path.join(workdir, str(number)) for number in range(len(outputs))]
+        nodes = []
+        for output, folder in zip(outputs, folders):
+            args = output.args | ({"vf": output.filters} if output.filters else {})
+            if output.target == "pipe:":
+                nodes.append(source.output("pipe:", **args))
+            else:
+                os.mkdir(folder)
+                nodes.append(source.output(os.path.join(folder, output.target), **args))
         try:
-            stream.run(
+            stdout, _ = ffmpeg.merge_outputs(*nodes).run(
                 cmd=ffmpeg_exe(),
                 input=np.ascontiguousarray(frames).tobytes(),
                 capture_stdout=True,
@@ -106,11 +137,18 @@ def run_ffmpeg(
             raise EncodeError(f"ffmpeg failed encoding {count} frames", stderr) from exc
         except OSError as exc:
             raise EncodeError(f"cannot run ffmpeg at {ffmpeg_exe()!r}: {exc}") from exc
-        written = []
-        for name in sorted(os.listdir(workdir)):
-            with open(os.path.join(workdir, name), "rb") as handle:
-                written.append((name, handle.read()))
-        return written
+        return [
+            [("pipe:", stdout)] if output.target == "pipe:" else _read_folder(folder)
+            for output, folder in zip(outputs, folders)
+        ]
+
+
+def _read_folder(folder: str) -> list[tuple[str, bytes]]:
+    written = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as handle:
+            written.append((name, handle.read()))
+    return written
 
 
 def decode_clip(data: bytes) -> np.ndarray:

@@ -62,3 +62,28 @@ def test_sweep_removes_thumbnails_without_an_ok_row_and_temp_files(tmp_path):
     assert run.sweep(pa.array([keep])) == 2
     assert run.fs.exists(run.thumb_path(keep))
     assert not run.fs.exists(run.thumb_path(orphan)) and not run.fs.exists(stray_tmp)
+
+
+def test_one_ffmpeg_process_per_item_writes_the_clip_and_its_thumbnail(tmp_path, monkeypatch):
+    """Issue 20: a process start costs more than a small clip's encode. The worker's one
+    ffmpeg run gives the same bytes as the clip and the thumbnail encoded on their own."""
+    from pipeline.outputs import encode
+
+    real, log = encode.ffmpeg_exe(), tmp_path / "starts"
+    counting = tmp_path / "ffmpeg"
+    counting.write_text(f'#!/bin/sh\necho "$$" >> {log}\nexec {real} "$@"\n')
+    counting.chmod(0o755)
+    monkeypatch.setattr(encode, "ffmpeg_exe", lambda: str(counting))
+    run = RunDir(str(tmp_path / "run"))
+    spec = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(format="webm"), run)
+    items = tuple(_item("p", s, model="null", num_frames=33) for s in (1, 2, 3))
+    rows = BatchWorker(spec).process(Batch(items, 4))
+    assert len(log.read_text().split()) == len(items)  # one process per item, not two
+
+    monkeypatch.setattr(encode, "ffmpeg_exe", lambda: real)
+    frames = BatchWorker(spec).renderer.render(Batch(items, 4))
+    for row, clip in zip(rows, frames):
+        assert decode_clip(open(run.thumb_path(row["key"]), "rb").read()).shape[0] == 17
+        assert open(run.thumb_path(row["key"]), "rb").read() == make_thumbnail(clip, 8)
+        alone = encode.encode_clip(clip, 8, EncodeSettings(format="webm"))
+        assert open(row["uri"].removeprefix("file://"), "rb").read() == alone
