@@ -22,14 +22,8 @@ from pipeline.config import EncodeSettings, MediaLimits, RenderSettings
 from pipeline.errors import EncodeError, RenderError
 from pipeline.media.source import MediaError
 from pipeline.outputs import qc
-from pipeline.outputs.encode import (
-    clip_bytes,
-    clip_extension,
-    clip_output,
-    frames_sha256,
-    run_ffmpeg,
-)
-from pipeline.outputs.thumbnail import png_bytes, thumbnail_output
+from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
+from pipeline.outputs.thumbnail import make_thumbnail, png_bytes
 from pipeline.plan.batches import Batch, Item
 from pipeline.rundir.layout import RunDir
 from pipeline.schema import WORKER_RESULT_COLUMNS
@@ -119,13 +113,8 @@ class BatchWorker:
             else None
         )
         try:
-            # One ffmpeg process writes the clip and its thumbnail (outputs/encode.py).
-            clip, ((_, thumbnail),) = run_ffmpeg(
-                frames,
-                item.fps,
-                [clip_output(spec.encode, extra), thumbnail_output(frames.shape, item.fps)],
-            )
-            data = clip_bytes(spec.encode, clip)
+            data = encode_clip(frames, item.fps, spec.encode, extra)
+            thumbnail = make_thumbnail(frames, item.fps)
             inputs = self.input_files(item)
         except EncodeError as exc:
             return outcome(item.key, FATAL, f"EncodeError: {exc}", render_s=render_s)

@@ -1,11 +1,9 @@
 """Frames -> clip bytes with ffmpeg-python, reproducibly (pinned threads, no metadata).
 
 Formats: mp4 (H.264), webm (VP9), gif, webp (animated), png (the frames as PNGs in one
-zip per clip). The same frames give the same bytes with the same ffmpeg build.
-
-One ffmpeg process per item: `run_ffmpeg` writes several outputs (the clip, its
-thumbnail) from one read of the frames. A process start costs more than a small clip's
-encode (measured: 64x64x9, issue 20), so two processes per item halved throughput.
+zip per clip). The same frames give the same bytes with the same ffmpeg build. One
+ffmpeg process per clip, and nothing else per item: a process start costs more than a
+small clip's encode (measured, issue 20), so the thumbnail is made in-process.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
 
 import ffmpeg
@@ -72,83 +69,59 @@ def bitexact_args(threads: int) -> dict:
     return {"threads": threads, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact"}
 
 
-@dataclass(frozen=True)
-class Output:
-    """One file an ffmpeg run writes: `target` is a name (or an image pattern such as
-    %05d.png) in the run's private temp dir, or "pipe:" for stdout (one output at most);
-    `filters` is its -vf chain."""
-
-    target: str
-    args: dict
-    filters: str | None = None
-
-
-def clip_output(settings: EncodeSettings, extra_args: dict | None = None) -> Output:
-    """The clip in `settings.format` (png: one file per frame, zipped by clip_bytes)."""
-    args = {**output_args(settings), **(extra_args or {})}
-    # MP4 needs a seekable output for its index, webm for its cues: a temp file, not a pipe.
-    return Output("%05d.png" if settings.format == "png" else f"clip.{settings.format}", args)
-
-
-def clip_bytes(settings: EncodeSettings, written: list[tuple[str, bytes]]) -> bytes:
-    """What run_ffmpeg wrote for clip_output -> the clip file's bytes."""
-    return frame_zip.pack(written) if settings.format == "png" else written[0][1]
-
-
 def encode_clip(
     frames: np.ndarray, fps: float, settings: EncodeSettings, extra_args: dict | None = None
 ) -> bytes:
     """Encode uint8 frames (F, H, W, 3) to a clip in `settings.format`; raise EncodeError."""
-    (written,) = run_ffmpeg(frames, fps, [clip_output(settings, extra_args)])
-    return clip_bytes(settings, written)
+    args = {**output_args(settings), **(extra_args or {})}
+    if settings.format == "png":
+        return frame_zip.pack(run_ffmpeg(frames, fps, "%05d.png", args))
+    if settings.format in STREAMABLE:
+        return run_ffmpeg(frames, fps, "pipe:", args | {"format": settings.format})[0][1]
+    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args)[0][1]
 
 
-def run_ffmpeg(
-    frames: np.ndarray, fps: float, outputs: list[Output]
-) -> list[list[tuple[str, bytes]]]:
-    """Feed raw frames once to one ffmpeg writing every output; per output, the
-    [(name, bytes)] it wrote, sorted by name. Raise EncodeError."""
+# Muxers that never seek back write to stdout: no temp dir (same bytes, measured). MP4
+# seeks for its index (+faststart), webm for its cues, png writes one file per frame.
+STREAMABLE = frozenset({"gif", "webp"})
+
+
+def run_ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> list[tuple[str, bytes]]:
+    """Feed raw frames to one ffmpeg writing `target`: "pipe:" (stdout), or a name or an
+    image pattern in a private temp dir; return [(name, bytes)] it wrote, sorted by name."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
-    count, height, width, _ = frames.shape
+    if target == "pipe:":
+        return [(target, _ffmpeg(frames, fps, target, args))]
     with tempfile.TemporaryDirectory(prefix="promptreel-enc-") as workdir:
-        source = ffmpeg.input(
-            "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
+        _ffmpeg(frames, fps, os.path.join(workdir, target), args)
+        written = []
+        for name in sorted(os.listdir(workdir)):
+            with open(os.path.join(workdir, name), "rb") as handle:
+                written.append((name, handle.read()))
+        return written
+
+
+def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> bytes:
+    """Run ffmpeg on the frames (stdin) writing `target`; its stdout."""
+    count, height, width, _ = frames.shape
+    stream = ffmpeg.input(
+        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
+    ).output(target, **args)
+    try:
+        stdout, _ = stream.run(
+            cmd=ffmpeg_exe(),
+            input=np.ascontiguousarray(frames).tobytes(),
+            capture_stdout=True,
+            capture_stderr=True,
+            quiet=True,
         )
-        folders = [os.path.join(workdir, str(number)) for number in range(len(outputs))]
-        nodes = []
-        for output, folder in zip(outputs, folders):
-            args = output.args | ({"vf": output.filters} if output.filters else {})
-            if output.target == "pipe:":
-                nodes.append(source.output("pipe:", **args))
-            else:
-                os.mkdir(folder)
-                nodes.append(source.output(os.path.join(folder, output.target), **args))
-        try:
-            stdout, _ = ffmpeg.merge_outputs(*nodes).run(
-                cmd=ffmpeg_exe(),
-                input=np.ascontiguousarray(frames).tobytes(),
-                capture_stdout=True,
-                capture_stderr=True,
-                quiet=True,
-            )
-        except ffmpeg.Error as exc:
-            stderr = (exc.stderr or b"").decode("utf-8", "replace")
-            raise EncodeError(f"ffmpeg failed encoding {count} frames", stderr) from exc
-        except OSError as exc:
-            raise EncodeError(f"cannot run ffmpeg at {ffmpeg_exe()!r}: {exc}") from exc
-        return [
-            [("pipe:", stdout)] if output.target == "pipe:" else _read_folder(folder)
-            for output, folder in zip(outputs, folders)
-        ]
-
-
-def _read_folder(folder: str) -> list[tuple[str, bytes]]:
-    written = []
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as handle:
-            written.append((name, handle.read()))
-    return written
+    except ffmpeg.Error as exc:
+        stderr = (exc.stderr or b"").decode("utf-8", "replace")
+        raise EncodeError(f"ffmpeg failed encoding {count} frames", stderr) from exc
+    except OSError as exc:
+        raise EncodeError(f"cannot run ffmpeg at {ffmpeg_exe()!r}: {exc}") from exc
+    return stdout
 
 
 def decode_clip(data: bytes) -> np.ndarray:

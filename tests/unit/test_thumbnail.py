@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pyarrow as pa
+from PIL import Image, ImageSequence
 
 from pipeline.actor.worker import BatchWorker, WorkerSpec
 from pipeline.config import EncodeSettings, RenderSettings
@@ -64,9 +67,10 @@ def test_sweep_removes_thumbnails_without_an_ok_row_and_temp_files(tmp_path):
     assert not run.fs.exists(run.thumb_path(orphan)) and not run.fs.exists(stray_tmp)
 
 
-def test_one_ffmpeg_process_per_item_writes_the_clip_and_its_thumbnail(tmp_path, monkeypatch):
-    """Issue 20: a process start costs more than a small clip's encode. The worker's one
-    ffmpeg run gives the same bytes as the clip and the thumbnail encoded on their own."""
+def test_one_ffmpeg_process_per_item_and_the_thumbnail_is_made_in_process(tmp_path, monkeypatch):
+    """Issue 20: a process start costs more than a small clip's encode, so each item starts
+    one ffmpeg (its clip) and no other process; its files are what the two encoders give
+    on their own."""
     from pipeline.outputs import encode
 
     real, log = encode.ffmpeg_exe(), tmp_path / "starts"
@@ -83,7 +87,29 @@ def test_one_ffmpeg_process_per_item_writes_the_clip_and_its_thumbnail(tmp_path,
     monkeypatch.setattr(encode, "ffmpeg_exe", lambda: real)
     frames = BatchWorker(spec).renderer.render(Batch(items, 4))
     for row, clip in zip(rows, frames):
-        assert decode_clip(open(run.thumb_path(row["key"]), "rb").read()).shape[0] == 17
-        assert open(run.thumb_path(row["key"]), "rb").read() == make_thumbnail(clip, 8)
+        thumbnail = open(run.thumb_path(row["key"]), "rb").read()
+        assert thumbnail == make_thumbnail(clip, 8)
+        assert decode_clip(thumbnail).shape == (17, 64, 64, 3)  # 33 > 24: every 2nd frame
         alone = encode.encode_clip(clip, 8, EncodeSettings(format="webm"))
         assert open(row["uri"].removeprefix("file://"), "rb").read() == alone
+
+
+def test_thumbnail_looks_like_its_frames_and_lasts_as_long_as_the_clip():
+    """A smooth moving gradient: the decoded poster is every 2nd frame averaged over 3x3
+    blocks (area scaling, 480x240 -> 160x80) within lossy-preview error, and its frame
+    timing keeps the clip's duration."""
+    y, x = np.mgrid[0:240, 0:480]
+    frames = np.stack(
+        [np.stack([(x // 2 + 5 * f) % 256, y, (x + y) // 4 % 256], -1) for f in range(48)]
+    ).astype(np.uint8)
+    data = make_thumbnail(frames, 24.0)
+    decoded = decode_clip(data).astype(float)
+    assert decoded.shape == (24, 80, 160, 3)
+    blocks = frames[::2].astype(float).reshape(24, 80, 3, 160, 3, 3).mean(axis=(2, 4))
+    assert np.abs(decoded - blocks).mean() < 8
+    durations = []
+    with Image.open(io.BytesIO(data)) as poster:
+        for frame in ImageSequence.Iterator(poster):
+            frame.load()  # Pillow sets a frame's duration when it is decoded
+            durations.append(frame.info["duration"])
+    assert abs(sum(durations) - 2000) <= 24  # 48 frames at 24 fps; each within 1 ms
