@@ -152,7 +152,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
         stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
-        rounds = Rounds(until, plan.rows, job.ledger, stage) if until else None
+        rounds = Rounds(until, plan.rows, job.ledger, stage, run) if until else None
         first = rounds.next(todo) if rounds else todo
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
         if (len(first) or (rounds and stage.queue)) and job.stop.admit(actor_load=0):

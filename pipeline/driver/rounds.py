@@ -12,22 +12,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrow_io import parquet_bytes
+from pipeline.rundir.layout import RunDir
 from pipeline.rundir.ledger import Ledger
 from pipeline.schema import SCORE_PASSED, SELECTED
 from pipeline.score.until import Frontier, Until, frontier
 
 
 class Rounds:
-    def __init__(self, until: Until, rows: pa.Table, ledger: Ledger, stage):
+    def __init__(self, until: Until, rows: pa.Table, ledger: Ledger, stage, run: RunDir):
         self.until = until
         self.rows = rows.select(["source_id", "variant", "key"])
         self.ledger = ledger
         self.stage = stage  # the ScoreStage computing until.name
+        self.run = run
         self.state = Frontier()
 
     def next(self, pending: pa.Array) -> pa.Array:
-        """The pending keys this round renders (empty: no row needs another variant)."""
+        """The pending keys this round renders (empty: no row needs another variant).
+        The run's plan keys become the variants in play so far, so `status` counts what
+        the run still means to render, not every row's M variants."""
         self.state = self.read()
+        keys = in_play(self.rows, self.state).select(["key"])
+        self.run.write(self.run.plan_keys, parquet_bytes(keys))
         if not self.state.needed:
             return pa.array([], pa.string())
         needed = pa.array(sorted(self.state.needed), pa.string())
@@ -72,3 +79,15 @@ def with_outcome(catalog: pa.Table, state: Frontier) -> pa.Table:
     at = catalog.schema.get_field_index(SELECTED)
     catalog = catalog.set_column(at, SELECTED, pa.array(chosen, pa.bool_()))
     return catalog.add_column(at, SCORE_PASSED, pa.array(passed, pa.bool_()))
+
+
+def carry_outcome(rewritten: pa.Table, before: pa.Table, reselected: bool) -> pa.Table:
+    """An until-run's outcome kept through a catalog rewrite (`promptreel score` on its run
+    dir; the same rows in the same order): `score_passed`, and `selected` unless a new
+    selection (--keep / --min-score) was asked for."""
+    if SCORE_PASSED not in before.column_names or SELECTED not in rewritten.column_names:
+        return rewritten
+    at = rewritten.schema.get_field_index(SELECTED)
+    if not reselected:
+        rewritten = rewritten.set_column(at, SELECTED, before[SELECTED])
+    return rewritten.add_column(at, SCORE_PASSED, before[SCORE_PASSED])

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from pipeline.config import ClusterSettings, ScoreSettings
+from pipeline.driver.rounds import carry_outcome
 from pipeline.driver.scoring import ScoreStage, catalog_scores, resolve_all, scorer_names
 from pipeline.errors import ConfigError
 from pipeline.outputs.encode import clip_extension
@@ -59,9 +60,11 @@ def score_run(run: RunDir, settings: ScoreSettings, cluster: ClusterSettings) ->
                 stage.score_only(cluster, _NeverStop())
             scored, lost = stage.scored, stage.lost
         passthrough = catalog_mod.passthrough_of(catalog)
+        selection = Selection.of(settings)
         rescored = catalog_mod.with_scores(
-            catalog, passthrough, catalog_scores(run, run_scorers), Selection.of(settings)
+            catalog, passthrough, catalog_scores(run, run_scorers), selection
         )
+        rescored = carry_outcome(rescored, catalog, selection.asked)
         rewritten = not rescored.equals(catalog)
         if rewritten:
             catalog_mod.write_catalog(run, rescored)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.rundir.layout import RunDir
+from pipeline.rundir.status import run_status
 from tests.conftest import prompt_rows, read_catalog, write_manifest
 from tests.support.runs import kill_session, poll, start_render
 
@@ -86,6 +88,27 @@ def test_rows_render_until_a_variant_passes(every_variant, tmp_path):
     for row in catalog.to_pylist():  # the same requests, pixels and scores
         assert reference[row["id"]]["sha256"] == row["sha256"]
         assert reference[row["id"]]["score_motion"] == row["score_motion"]
+
+    # status counts the variants the run meant to render, not every row's M
+    counts = run_status(RunDir(str(out)))["counts"]
+    assert counts == {"ok": catalog.num_rows, "failed": 0, "pending": 0}
+
+    # `promptreel score` on the finished run keeps its outcome: nothing to score, nothing
+    # rewritten; with a new selection, `selected` follows it and `score_passed` stays.
+    written = (out / "catalog.parquet").read_bytes()
+    assert main(["score", str(out), "--score", "motion"]) == 0
+    assert (out / "catalog.parquet").read_bytes() == written
+    assert main(["score", str(out), "--score", "motion", "--keep", "1", "--by", "motion"]) == 0
+    rescored = read_catalog(out)
+    assert rescored["score_passed"].to_pylist() == catalog["score_passed"].to_pylist()
+    best = {}
+    for row in rescored.to_pylist():
+        top = best.get(row["source_id"])
+        if top is None or row["score_motion"] > top["score_motion"]:
+            best[row["source_id"]] = row
+    assert [r["selected"] for r in rescored.to_pylist()] == [
+        best[r["source_id"]]["id"] == r["id"] for r in rescored.to_pylist()
+    ]
 
 
 def test_a_kill_mid_run_then_the_same_command_renders_the_same_set(
