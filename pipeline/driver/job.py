@@ -152,7 +152,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
         stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
-        rounds = Rounds(until, plan.rows, job.ledger, stage, run) if until else None
+        rounds = _rounds(until, plan, job, stage, finished, config.retry_failed)
         first = rounds.next(todo) if rounds else todo
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
         if (len(first) or (rounds and stage.queue)) and job.stop.admit(actor_load=0):
@@ -216,6 +216,15 @@ def with_current_uris(run: RunDir, results: pa.Table, ext: str) -> pa.Table:
     ]
     index = results.schema.get_field_index("uri")
     return results.set_column(index, "uri", pa.array(uris, pa.string()))
+
+
+def _rounds(until, plan, job, stage, finished: pa.Table, retry_failed: bool) -> Rounds | None:
+    """--until's rounds; with --retry-failed, the variants that had failed render again."""
+    if until is None:
+        return None
+    failed = finished.filter(pc.equal(finished["status"], "failed")) if retry_failed else None
+    retry = frozenset(failed["key"].to_pylist()) if failed is not None else frozenset()
+    return Rounds(until, plan.rows, job.ledger, stage, job.run, retry)
 
 
 def _render(job: _Job, plan: Plan, todo, now, progress, startup: StartedUp, stage, rounds) -> int:

@@ -20,12 +20,22 @@ from pipeline.score.until import Frontier, Until, frontier
 
 
 class Rounds:
-    def __init__(self, until: Until, rows: pa.Table, ledger: Ledger, stage, run: RunDir):
+    def __init__(
+        self,
+        until: Until,
+        rows: pa.Table,
+        ledger: Ledger,
+        stage,
+        run: RunDir,
+        retry: frozenset[str] = frozenset(),
+    ):
         self.until = until
         self.rows = rows.select(["source_id", "variant", "key"])
         self.ledger = ledger
         self.stage = stage  # the ScoreStage computing until.name
         self.run = run
+        self.retry = retry  # --retry-failed: keys that had failed before this run
+        self.sent: set[str] = set()  # keys this run has rendered: retried once, not again
         self.state = Frontier()
 
     def next(self, pending: pa.Array) -> pa.Array:
@@ -38,7 +48,9 @@ class Rounds:
         if not self.state.needed:
             return pa.array([], pa.string())
         needed = pa.array(sorted(self.state.needed), pa.string())
-        return pc.filter(needed, pc.is_in(needed, value_set=pending))
+        now = pc.filter(needed, pc.is_in(needed, value_set=pending))
+        self.sent.update(now.to_pylist())
+        return now
 
     def read(self) -> Frontier:
         self.ledger.flush()
@@ -58,7 +70,8 @@ class Rounds:
             )
             if scorer_id == scorer.scorer_id and clip_sha.get(key) == sha
         }
-        return frontier(self.rows, statuses, scores, self.until)
+        retry = self.retry - self.sent
+        return frontier(self.rows, statuses, scores, self.until, frozenset(retry))
 
 
 def in_play(rows: pa.Table, state: Frontier) -> pa.Table:

@@ -8,7 +8,9 @@ its clip, scored once: driver/scoring.py) and the plan holds all M variants of e
 give the same rendered set and pixels whatever the actors, order or interruptions.
 
 `frontier` walks each row's variants in order: a variant not finished is needed now; a
-finished one not yet scored means wait; a failed one counts as not passing.
+finished one not yet scored means wait; a failed one counts as not passing, unless it is
+being retried (--retry-failed: a variant that had failed before this run renders again,
+once, where the walk reaches it).
 """
 
 from __future__ import annotations
@@ -57,10 +59,17 @@ class Frontier:
     last: dict[str, int] = field(default_factory=dict)  # source -> last variant in play
 
 
-def frontier(rows: pa.Table, statuses: dict[str, str], scores: dict, until: Until) -> Frontier:
+def frontier(
+    rows: pa.Table,
+    statuses: dict[str, str],
+    scores: dict,
+    until: Until,
+    retry: frozenset[str] = frozenset(),
+) -> Frontier:
     """`rows`: plan rows (source_id, variant, key), each row's variants together and in
     order (the plan's row-major expansion); `statuses`: finished key -> ok|failed;
-    `scores`: key -> its score (None where the scorer failed)."""
+    `scores`: key -> its score (None where the scorer failed); `retry`: failed keys to
+    render again rather than count as tried."""
     out = Frontier()
     sources = rows["source_id"].to_pylist()
     variants = rows["variant"].to_pylist()
@@ -71,18 +80,18 @@ def frontier(rows: pa.Table, statuses: dict[str, str], scores: dict, until: Unti
         while end < len(keys) and sources[end] == sources[start]:
             end += 1
         group = list(zip(variants[start:end], keys[start:end]))
-        _walk(out, sources[start], group, statuses, scores, until)
+        _walk(out, sources[start], group, statuses, scores, until, retry)
         start = end
     return out
 
 
-def _walk(out: Frontier, source: str, group, statuses, scores, until: Until) -> None:
+def _walk(out: Frontier, source: str, group, statuses, scores, until: Until, retry) -> None:
     """One row's variants in order, up to the first one that decides what happens next."""
     out.passed[source] = None
     for variant, key in group[: until.max_variants]:
         out.last[source] = variant
         status = statuses.get(key)
-        if status is None:  # not rendered yet: render it now
+        if status is None or (status == "failed" and key in retry):  # render it now
             out.needed.add(key)
             return
         if status == "ok" and key not in scores:  # rendered, not scored yet: wait

@@ -127,3 +127,27 @@ def test_a_kill_mid_run_then_the_same_command_renders_the_same_set(
     assert main(until_args(manifest, clean, threshold)) == 0
     columns = ["id", "key", "sha256", "score_motion", "score_passed", "selected"]
     assert resumed.select(columns).equals(read_catalog(clean).select(columns))
+
+
+def test_retry_failed_renders_the_failed_variants_again_once_each(every_variant, tmp_path):
+    """A row whose every variant failed (a storage fault on its prompt) ends as never
+    passing; --retry-failed with the fault still there tries each variant once more and
+    ends (no endless retry); without the fault, the row ends as the clean run decides."""
+    manifest, everything, threshold = every_variant
+    plan = expected(everything, threshold)
+    out = tmp_path / "run"
+    fault = ("--max-retries", "0", "--inject-fault", "storage:until number 0")
+    assert main([*until_args(manifest, out, threshold), *fault]) == 3
+    failed = [r for r in read_catalog(out).to_pylist() if r["status"] == "failed"]
+    assert [(r["source_id"], r["variant"]) for r in failed] == [("until-0", v) for v in range(M)]
+    assert {r["score_passed"] for r in failed} == {False}
+
+    assert main([*until_args(manifest, out, threshold), *fault, "--retry-failed"]) == 3
+    again = [r for r in read_catalog(out).to_pylist() if r["status"] == "failed"]
+    assert [r["key"] for r in again] == [r["key"] for r in failed]
+
+    assert main([*until_args(manifest, out, threshold), "--retry-failed"]) == 0
+    rows = [r for r in read_catalog(out).to_pylist() if r["source_id"] == "until-0"]
+    assert [r["id"] for r in rows] == plan["until-0"][0]
+    assert {r["score_passed"] for r in rows} == {plan["until-0"][1]}
+    assert {r["status"] for r in rows} == {"ok"}

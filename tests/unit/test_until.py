@@ -53,3 +53,13 @@ def test_the_rule_is_parsed_or_refused():
             parse_until(bad, 3)
     with pytest.raises(ScoreError, match="at least 1"):
         parse_until("clip>=1", 0)
+
+
+def test_retry_failed_renders_a_variant_that_had_failed_again_in_its_place():
+    """--retry-failed: a variant that failed before this run is needed again where the walk
+    reaches it (not skipped as tried); one not being retried still counts as tried."""
+    statuses = {"a0": "failed", "b0": "ok", "c0": "failed"}
+    state = frontier(ROWS, statuses, {"b0": 30.0}, UNTIL, retry=frozenset({"a0", "b0"}))
+    assert state.needed == {"a0", "c1"}
+    assert state.last == {"a": 0, "b": 0, "c": 1}
+    assert state.passed == {"a": None, "b": True, "c": None}
