@@ -122,3 +122,6 @@ class RunConfig:
     # How a media row's image is fitted to its size when the row has no `resize` cell
     # (pipeline/media/fit.py); recorded per row in the key, so not in the fingerprint.
     resize: str = "crop"
+    # --lora: adapters for rows without a `lora` cell (pipeline/plan/lora_rows.py); each
+    # row's adapters are in its key, so not in the fingerprint either.
+    lora: str | None = None

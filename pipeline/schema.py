@@ -34,9 +34,12 @@ MEDIA_COLUMNS = ("image", "last_image")
 MEDIA_HASH_SUFFIX = "_sha256"
 MEDIA_HASH_COLUMNS = tuple(name + MEDIA_HASH_SUFFIX for name in MEDIA_COLUMNS)
 RESIZE = "resize"
+# LoRA adapters of a row (pipeline/plan/lora_rows.py): validated to canonical JSON text,
+# [{"uri", "scale", "sha256"}, ...]; the key hashes each adapter's content and scale.
+LORA = "lora"
 # What decides an item (with the model's fingerprint); the key hashes these (media by content).
 REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
-REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE)
+REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA)
 REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)  # what a manifest row asks for
 PRIORITY = "priority"  # orders dispatch only: never in the key or the composition
 # Renders of each row (best of N, plan/variants.py): variant i asks for seed + i. The count
@@ -46,18 +49,19 @@ MAX_VARIANTS = 10_000
 MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY, VARIANTS)  # every column a manifest may give
 # Read as text from CSV and JSONL, so ids like "007" and seeds above 2**63 stay exact.
 TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *MEDIA_COLUMNS, RESIZE)
+TEXT_COLUMNS += (LORA,)  # a JSONL list of objects arrives as its JSON text
 # The validated table: manifest row number, the request, then passthrough columns.
 ROW = "row"
 VALIDATED_COLUMNS = (ROW, "id", "prompt", "negative_prompt", "seed", "model")
 VALIDATED_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS, *FAMILY_PARAM_COLUMNS)
-VALIDATED_COLUMNS += (*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS)
+VALIDATED_COLUMNS += (*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS, LORA)
 
 # --- plan -----------------------------------------------------------------------------
 KEY = "key"
 ITEM_FIELDS = (KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)  # one distinct request
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
-BUCKET_FIELDS += FAMILY_PARAM_COLUMNS
+BUCKET_FIELDS += (*FAMILY_PARAM_COLUMNS, LORA)  # one adapter set per pipeline call
 
 # --- results (ledger), in catalog order -----------------------------------------------
 QC_SCORE_COLUMNS = (

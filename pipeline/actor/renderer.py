@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from pipeline.actor.adapters import Adapters
 from pipeline.actor.faults import Faults
 from pipeline.actor.media import MediaFetcher
 from pipeline.config import RenderSettings
@@ -68,6 +69,7 @@ class Renderer:
             torch.set_num_threads(settings.threads)
         self.pipe = load_pipeline(self.ref, settings)
         self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
+        self.adapters = Adapters(self.pipe, self.media.limits, self.media.storage_options)
 
     def render(self, batch: Batch) -> list[np.ndarray | RenderError]:
         """uint8 frames (F, H, W, 3), or the item's own fatal error, for each real item of
@@ -113,6 +115,7 @@ class Renderer:
         import torch
 
         first = items[0]
+        self.adapters.apply(first.lora)  # a batch shares its adapter set (its bucket)
         generators = [torch.Generator("cpu").manual_seed(i.seed % SEED_SPACE) for i in items]
         kwargs = dict(
             height=first.height,

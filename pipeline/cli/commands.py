@@ -20,7 +20,9 @@ def cmd_validate(args) -> int:
     from pipeline.plan.manifest import load
     from pipeline.plan.media_rows import MediaOptions
 
-    media = MediaOptions(media_limits(args), args.resize, storage_options=args.storage_options)
+    media = MediaOptions(
+        media_limits(args), args.resize, storage_options=args.storage_options, lora=args.lora
+    )
     manifest = load(
         args.manifest,
         args.storage_options,
@@ -59,9 +61,10 @@ def cmd_plan(args) -> int:
         f"batches of {config.render.batch_size}: {batches}"
     )
     for b in buckets:
+        adapters = ", LoRA " + _adapter_names(b["lora"]) if b.get("lora") else ""
         print(
             f"  {b['model']}  {b['width']}x{b['height']}x{b['num_frames']}  "
-            f"{b['num_inference_steps']} steps, guidance {b['guidance_scale']:g}: "
+            f"{b['num_inference_steps']} steps, guidance {b['guidance_scale']:g}{adapters}: "
             f"{b['items']} pending in {b['batches']} batches"
         )
     seconds = _print_estimate(args.seconds_per_item, finished, len(todo), config.cluster)
@@ -71,6 +74,14 @@ def cmd_plan(args) -> int:
         print(describe_fit(config.deadline, seconds, config.cluster.actors, len(todo)))
     print("nothing written (dry run)")
     return 0
+
+
+def _adapter_names(cell: str) -> str:
+    """A bucket's adapter set as `name@scale, ...` (file names: the key holds the hashes)."""
+    import json
+    import posixpath
+
+    return ", ".join(f"{posixpath.basename(a['uri'])}@{a['scale']:g}" for a in json.loads(cell))
 
 
 def _print_estimate(seconds, finished, pending: int, cluster) -> float | None:

@@ -101,6 +101,15 @@ def _add_manifest_args(parser: argparse.ArgumentParser) -> None:
         "black bars) or stretch (default: %(default)s)",
     )
     media.add_argument(
+        "--lora",
+        type=_lora_flag,
+        default=None,
+        metavar="LORA",
+        help="LoRA adapters for every row without a `lora` cell: a .safetensors path or URL "
+        '(scale 1.0), or a JSON list like \'[{"uri": "style.safetensors", "scale": 0.8}]\' '
+        "(manifests/SCHEMA.md)",
+    )
+    media.add_argument(
         "--allow-private-urls",
         action="store_true",
         help="let http(s) media URLs reach loopback, private and link-local addresses "
@@ -371,8 +380,19 @@ def config_from_args(args) -> RunConfig:
         stop_grace_s=args.stop_grace,
         media=media_limits(args),
         resize=args.resize,
+        lora=args.lora,
         scores=score_settings(args) if hasattr(args, "score") else ScoreSettings(),
     )
+
+
+def _lora_flag(text: str) -> str:
+    from pipeline.plan.lora_rows import parse_lora
+
+    try:
+        parse_lora(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def media_limits(args) -> MediaLimits:

@@ -73,7 +73,9 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
 def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> ValidatedManifest:
     """Read and validate (every problem by row, exit 2); `hashes`: see MediaHashes."""
     resolve_model(config.render.model)  # a bad --model: one clear error, not one per row
-    media = MediaOptions(config.media, config.resize, "", config.storage_options, hashes)
+    media = MediaOptions(
+        config.media, config.resize, "", config.storage_options, hashes, lora=config.lora
+    )
     return load(
         config.manifest,
         config.storage_options,

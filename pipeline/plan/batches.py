@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 
 from pipeline.plan.composition import batch_id
 from pipeline.schema import (
     FAMILY_PARAM_COLUMNS,
     ITEM_FIELDS,
+    LORA,
     MEDIA_COLUMNS,
     MEDIA_HASH_SUFFIX,
     RESIZE,
@@ -24,6 +26,16 @@ class MediaInput:
 
     name: str
     uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One LoRA adapter of a request: where to fetch it, its scale, and the content hash
+    the key was computed from (pipeline/plan/lora_rows.py)."""
+
+    uri: str
+    scale: float
     sha256: str
 
 
@@ -49,6 +61,7 @@ class Item:
     # to (height, width): pipeline/media/fit.py. None for text-only requests.
     media: tuple[MediaInput, ...] = ()
     resize: str | None = None
+    lora: tuple[Adapter, ...] = ()  # in the order given: set_adapters combines them
 
     def family_args(self) -> dict:
         return dict(self.params)
@@ -60,7 +73,7 @@ class Item:
     def from_record(cls, record: dict) -> Item:
         """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`,
         media cells it gives become `media`."""
-        special = (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE)
+        special = (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA)
         fields = {
             name: record[name]
             for name in ITEM_FIELDS
@@ -72,7 +85,9 @@ class Item:
             for name in MEDIA_COLUMNS
             if record.get(name) is not None
         )
-        return cls(**fields, params=tuple(given), media=media, resize=record.get(RESIZE))
+        lora = tuple(Adapter(**a) for a in json.loads(record.get(LORA) or "[]"))
+        resize = record.get(RESIZE)
+        return cls(**fields, params=tuple(given), media=media, resize=resize, lora=lora)
 
 
 # How a batch came to run. PLANNED: its planned composition, first time. RETRY: the same

@@ -9,8 +9,10 @@ import pyarrow.compute as pc
 
 from pipeline.errors import ManifestError, RowProblem
 from pipeline.models import model_fingerprint, resolve_model
+from pipeline.plan.lora_rows import key_text as lora_key_text
 from pipeline.schema import (
     FAMILY_PARAM_COLUMNS,
+    LORA,
     MEDIA_COLUMNS,
     MEDIA_HASH_SUFFIX,
     RESIZE,
@@ -75,12 +77,13 @@ def canonical_requests(table: pa.Table) -> pa.Array:
 
 
 # Appended per row where set: family parameters (sorted by name), then each media input's
-# content hash and the resize policy. Never the media's URL: the same bytes elsewhere are
-# the same request.
+# content hash and the resize policy, then the LoRA adapters (content hash and scale of
+# each, in order). Never a URL: the same bytes elsewhere are the same request.
 _EXTRAS = (
     *((name, name, lambda v: repr(float(v))) for name in FAMILY_PARAM_COLUMNS),
     *((name, name + MEDIA_HASH_SUFFIX, str) for name in MEDIA_COLUMNS),
     (RESIZE, RESIZE, str),
+    (LORA, LORA, lora_key_text),
 )
 
 

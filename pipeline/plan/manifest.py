@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
+from pipeline.plan.lora_rows import lora_column
 from pipeline.plan.media_rows import MediaOptions, manifest_folder, media_columns
 from pipeline.plan.readers import read_manifest
 from pipeline.plan.seed_aliases import seed_aliases
@@ -232,7 +233,8 @@ def validate(
         pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
     )
     columns = [np.arange(n, dtype=np.int64), ids, prompt, negative, pa.array(seeds, pa.uint64())]
-    columns += [models, *params.values(), *family_params, *media_cols]  # VALIDATED_COLUMNS order
+    lora = lora_column(table, models, resolved, problems, media or MediaOptions())
+    columns += [models, *params.values(), *family_params, *media_cols, lora]  # VALIDATED_COLUMNS
     out = pa.Table.from_arrays(columns, names=list(VALIDATED_COLUMNS))
     aliases = seed_aliases(out, ~problems.rows(), strict_seeds)
     if strict_seeds:

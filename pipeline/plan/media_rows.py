@@ -68,6 +68,9 @@ class MediaOptions:
     base: str = ""  # the manifest's folder: relative locations are resolved against it
     storage_options: dict | None = None
     hashes: MediaHashes | None = None
+    # --lora: the adapters of rows without a `lora` cell (read like media: same sources,
+    # the manifest's folder for relative paths); pipeline/plan/lora_rows.py.
+    lora: str | None = None
 
 
 @dataclass(frozen=True)

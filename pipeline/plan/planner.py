@@ -62,7 +62,7 @@ class Plan:
             table = table.append_column("_batch", pa.array(batch)).filter(pa.array(wanted))
         counts = table.group_by(list(BUCKET_FIELDS)).aggregate(aggregates)
         buckets = []
-        for bucket in sorted(counts.to_pylist(), key=lambda b: [b[f] for f in BUCKET_FIELDS]):
+        for bucket in sorted(counts.to_pylist(), key=_bucket_order):
             items = bucket.pop("_batch_count")
             batches = bucket.pop("_batch_count_distinct", -(-items // self.batch_size))
             buckets.append({**bucket, "items": items, "batches": batches})
@@ -146,3 +146,9 @@ def pending_keys(plan: Plan, finished: pa.Table, retry_failed: bool) -> pa.Array
     done = finished if not retry_failed else finished.filter(pc.equal(finished["status"], "ok"))
     keep = pc.invert(pc.is_in(plan.items["key"], value_set=done["key"]))
     return plan.items["key"].filter(keep)
+
+
+def _bucket_order(bucket: dict) -> list:
+    """Buckets by their fields in BUCKET_FIELDS order; a null (no family parameter, no
+    adapter) after every value, never compared with one."""
+    return [(bucket[f] is None, "" if bucket[f] is None else bucket[f]) for f in BUCKET_FIELDS]

@@ -1,0 +1,152 @@
+"""The `lora` cells of a manifest (and `--lora` for rows without one), checked before any
+GPU time.
+
+A value is one adapter's location (a local path or any fsspec URL of a .safetensors file;
+scale 1.0), or a list of `{"uri": ..., "scale": ...}` objects: a Parquet/JSONL list of
+structs, or the same list as JSON text (CSV cells, the flag). `[]` means no adapter, even
+with `--lora`. Per distinct location: it exists, is within the size limit, is safetensors,
+and fits the row's model (pipeline/models/lora_fit.py); its content hash goes in the row.
+The validated cell is canonical JSON, `[{"uri", "scale", "sha256"}, ...]` in the order
+given: the key hashes each adapter's content and scale (never its URL), batches group by
+it, and the catalog records it. Files are read one at a time, and again on a resume (the
+fit check needs the tensors; adapters are few).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from pipeline.media.source import MediaError, read_media, sha256_hex
+from pipeline.models import resolve_model
+from pipeline.models.lora_fit import adapter_tensors, fit_problem
+from pipeline.plan.media_rows import resolve_location
+from pipeline.schema import LORA
+
+MAX_ADAPTERS = 8  # per row: what one set_adapters call combines
+LORA_MAX_BYTES = 4 * 2**30  # per adapter file (a 14B model's rank-128 LoRA is ~1.2 GB)
+EXPECTED = 'a path or URL of a .safetensors file, or a list of {"uri": ..., "scale": ...}'
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    uri: str
+    scale: float = 1.0
+
+
+def parse_lora(value) -> tuple[AdapterSpec, ...] | None:
+    """A cell or the flag -> its adapters; None when none is given (blank or null), ()
+    for an explicit empty list. ValueError saying what was expected."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not text.startswith("["):
+            return (AdapterSpec(text),)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{EXPECTED}; the JSON list does not parse: {exc}") from None
+    if not isinstance(value, list):
+        raise ValueError(EXPECTED)
+    adapters = tuple(_adapter(entry) for entry in value)
+    if len(adapters) > MAX_ADAPTERS:
+        raise ValueError(f"at most {MAX_ADAPTERS} adapters per row, got {len(adapters)}")
+    uris = [a.uri for a in adapters]
+    if len(set(uris)) < len(uris):
+        raise ValueError("the same adapter is listed twice: give it once, with its scale")
+    return adapters
+
+
+def _adapter(entry) -> AdapterSpec:
+    if isinstance(entry, str):
+        entry = {"uri": entry}
+    uri = entry.get("uri") if isinstance(entry, dict) else None
+    if not isinstance(uri, str) or not uri.strip() or set(entry) - {"uri", "scale"}:
+        raise ValueError(f"{EXPECTED}; got {json.dumps(entry, default=str)[:80]}")
+    scale = entry.get("scale")
+    scale = 1.0 if scale is None else scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ValueError(f"an adapter's scale must be a finite number, got {scale!r}")
+    return AdapterSpec(uri.strip(), float(scale))
+
+
+def key_text(canonical: str) -> str:
+    """What the key hashes of a validated cell: each adapter's content and scale, in order."""
+    return ",".join(f"{a['sha256']}*{float(a['scale'])!r}" for a in json.loads(canonical))
+
+
+def lora_column(table: pa.Table, models: pa.Array, resolved, problems, options) -> pa.Array:
+    """The validated `lora` column (canonical JSON text, null without adapters)."""
+    n = table.num_rows
+    if LORA not in table.column_names and not options.lora:
+        return pa.nulls(n, pa.string())
+    cells = table[LORA].to_pylist() if LORA in table.column_names else [None] * n
+    default = parse_lora(options.lora) if options.lora else None
+    specs = models.to_pylist()
+    wanted: dict[int, tuple[AdapterSpec, ...]] = {}
+    for row, cell in enumerate(cells):
+        try:
+            adapters = parse_lora(cell)
+        except ValueError as exc:
+            problems.extend([row], LORA, [str(exc)])
+            continue
+        adapters = default if adapters is None else adapters
+        if adapters and resolved[row]:
+            wanted[row] = tuple(
+                dataclasses.replace(a, uri=resolve_location(a.uri, options.base)) for a in adapters
+            )
+    facts = _inspect_all(wanted, specs, options)
+    values: list[str | None] = [None] * n
+    for row, adapters in wanted.items():
+        found = [facts[(a.uri, specs[row])] for a in adapters]
+        bad = next((problem for _, problem in found if problem), None)
+        if bad is not None:
+            problems.extend([row], LORA, [bad])
+            continue
+        found = [sha for sha, _ in found]
+        if len(set(found)) < len(found):
+            problems.extend([row], LORA, ["two of its adapters are the same file content"])
+            continue
+        entries = [
+            {"uri": a.uri, "scale": a.scale, "sha256": sha} for a, sha in zip(adapters, found)
+        ]
+        values[row] = json.dumps(entries, separators=(",", ":"))
+    return pa.array(values, pa.string())
+
+
+def _inspect_all(wanted: dict, specs: list, options) -> dict:
+    """(location, model spec) -> (the adapter's sha256, "") or (None, why it cannot be
+    used there). One file's bytes and tensors at a time."""
+    models_of: dict[str, set[str]] = {}
+    for row, adapters in wanted.items():
+        for adapter in adapters:
+            models_of.setdefault(adapter.uri, set()).add(specs[row])
+    limits = dataclasses.replace(options.limits, max_bytes=LORA_MAX_BYTES)
+    facts = {}
+    for uri, models in models_of.items():
+        try:
+            data = read_media(uri, limits, options.storage_options)
+            sha, tensors = sha256_hex(data), adapter_tensors(data)
+            del data
+        except (MediaError, ValueError) as exc:
+            text = str(exc) if uri in str(exc) else f"{exc} ({uri})"
+            facts.update({(uri, model): (None, text) for model in models})
+            continue
+        for model in sorted(models):
+            problem = _fit(model, tensors)
+            facts[(uri, model)] = (None, f"{uri}: {problem}") if problem else (sha, "")
+        del tensors
+    return facts
+
+
+def _fit(model: str, tensors: dict) -> str:
+    if resolve_model(model).kind == "null":
+        return "the null model takes no LoRA"
+    return fit_problem(model, tensors)
