@@ -53,6 +53,8 @@ def parse_lora(value) -> tuple[AdapterSpec, ...] | None:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{EXPECTED}; the JSON list does not parse: {exc}") from None
+    if isinstance(value, dict):  # one {"uri", "scale"} object (a Parquet struct cell)
+        value = [value]
     if not isinstance(value, list):
         raise ValueError(EXPECTED)
     adapters = tuple(_adapter(entry) for entry in value)

@@ -49,6 +49,7 @@ def test_cells_parse_as_a_location_a_list_or_json_text():
     assert parse_lora(listed) == expected
     assert parse_lora(json.dumps(listed)) == expected
     assert parse_lora("[]") == ()  # no adapter, even with --lora
+    assert parse_lora({"uri": "a.safetensors", "scale": 0.5}) == (expected[0],)  # one struct
     for bad, says in [
         ("[{", "does not parse"),
         ([{"uri": "a", "scale": "high"}], "finite number"),
@@ -88,6 +89,9 @@ def test_validated_cells_carry_content_hashes_and_keys_ignore_the_location(files
     keys = compute_keys(table).to_pylist()
     assert keys[0] == keys[1]  # content, not URL
     assert len({keys[0], keys[2], keys[3], keys[4], keys[5]}) == 5  # scale, file, none, set
+    structs = _validate(files, [{"lora": [{"uri": "a.safetensors", "scale": 0.5}]}])
+    assert structs.schema.field("lora").type == pa.string()  # a list of structs, validated
+    assert compute_keys(structs).to_pylist()[0] == keys[2]  # = the same list as JSON text
     plain = compute_keys(_validate(files, [{}])).to_pylist()[0]
     assert keys[4] == plain  # no adapter: the key of a row without the column (unchanged)
 
