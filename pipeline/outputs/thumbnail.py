@@ -15,6 +15,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import EncodeError
+
 LONG_SIDE = 160  # px; never upscaled
 MAX_FRAMES = 24  # every k-th frame, at fps / k: the same duration, a fraction of the bytes
 QUALITY = 50  # libwebp lossy quality: ~2-6 KB for 64x64 noise, a preview, not a clip
@@ -26,25 +28,30 @@ def thumbnail_size(height: int, width: int) -> tuple[int, int]:
 
 
 def make_thumbnail(frames: np.ndarray, fps: float) -> bytes:
-    """Animated lossy webp of (a subsample of) uint8 frames (F, H, W, 3). Deterministic:
-    the same frames give the same bytes with the same libwebp."""
+    """Animated lossy webp of (a subsample of) uint8 frames (F, H, W, 3); EncodeError.
+    Deterministic: the same frames give the same bytes with the same libwebp."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
     step = max(1, math.ceil(len(frames) / MAX_FRAMES))
     height, width = thumbnail_size(*frames.shape[1:3])
     images = [Image.fromarray(frame) for frame in np.ascontiguousarray(frames[::step])]
     if (height, width) != frames.shape[1:3]:  # area averaging, as ffmpeg's flags=area
         images = [image.resize((width, height), Image.Resampling.BOX) for image in images]
     buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        format="WEBP",
-        save_all=True,
-        append_images=images[1:],
-        duration=max(1, round(1000 * step / fps)),  # ms per frame: the clip's duration
-        loop=0,
-        lossless=False,
-        quality=QUALITY,
-        method=4,  # libwebp's default effort, as ffmpeg's libwebp_anim used
-    )
+    try:
+        images[0].save(
+            buffer,
+            format="WEBP",
+            save_all=True,
+            append_images=images[1:],
+            duration=max(1, round(1000 * step / fps)),  # ms per frame: the clip's duration
+            loop=0,
+            lossless=False,
+            quality=QUALITY,
+            method=4,  # libwebp's default effort, as ffmpeg's libwebp_anim used
+        )
+    except (OSError, ValueError) as exc:  # a Pillow built without animated webp, ...
+        raise EncodeError(f"cannot write the webp thumbnail: {exc}") from exc
     return buffer.getvalue()
 
 

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from PIL import Image, ImageSequence
 
 from pipeline.actor.worker import BatchWorker, WorkerSpec
@@ -113,3 +114,11 @@ def test_thumbnail_looks_like_its_frames_and_lasts_as_long_as_the_clip():
             frame.load()  # Pillow sets a frame's duration when it is decoded
             durations.append(frame.info["duration"])
     assert abs(sum(durations) - 2000) <= 24  # 48 frames at 24 fps; each within 1 ms
+
+
+def test_frames_that_are_not_a_clip_are_an_encode_error():
+    from pipeline.errors import EncodeError
+
+    for bad in (np.zeros((0, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.float32)):
+        with pytest.raises(EncodeError, match="expected uint8 frames"):
+            make_thumbnail(bad, 8)
