@@ -42,9 +42,10 @@ def adapter_tensors(data: bytes) -> dict:
 
 
 @lru_cache(maxsize=16)
-def _model(spec: str) -> tuple[type, str, dict]:
+def _model(spec: str) -> tuple[type, str | None, dict]:
     """(pipeline class, transformer class name, module name -> (in, out) of each Linear,
-    None for other modules) of a model, from its configs only."""
+    None for other modules) of a model, from its configs only; no transformer (a UNet
+    pipeline such as AnimateDiff): (pipeline class, None, {})."""
     import diffusers
     import torch
     from accelerate import init_empty_weights
@@ -53,6 +54,8 @@ def _model(spec: str) -> tuple[type, str, dict]:
     location = model_location(ref)
     index = diffusers.DiffusionPipeline.load_config(location, revision=ref.revision)
     pipeline_cls = getattr(diffusers, index["_class_name"])
+    if not index.get("transformer"):
+        return pipeline_cls, None, {}
     transformer_cls = getattr(diffusers, index["transformer"][1])
     config = transformer_cls.load_config(location, subfolder="transformer", revision=ref.revision)
     with init_empty_weights():
@@ -71,6 +74,9 @@ def fit_problem(spec: str, tensors: dict) -> str:
     pipeline_cls, transformer_name, shapes = _model(spec)
     family = resolve_model(spec).family.name
     about = f"{family} ({pipeline_cls.__name__}, {transformer_name})"
+    if transformer_name is None:
+        unet = f"{family} ({pipeline_cls.__name__}) has no transformer"
+        return f"{unet}: LoRA for UNet models is not supported yet"
     if not hasattr(pipeline_cls, "lora_state_dict"):
         return f"{about} takes no LoRA (its pipeline has no LoRA loader)"
     try:

@@ -98,8 +98,9 @@ def test_validated_cells_carry_content_hashes_and_keys_ignore_the_location(files
 
 def test_unusable_adapters_are_refused_by_row_before_any_render(files):
     from tests.support.checkpoints import checkpoint_dir
+    from tests.support.video_checkpoints import video_checkpoint_dir
 
-    ltx = str(checkpoint_dir("ltx"))
+    ltx, unet = str(checkpoint_dir("ltx")), str(video_checkpoint_dir("animatediff"))
     rows = [
         {"lora": "missing.safetensors"},
         {"lora": "notes.safetensors"},
@@ -107,14 +108,14 @@ def test_unusable_adapters_are_refused_by_row_before_any_render(files):
         {"lora": "text.safetensors"},
         {"lora": "a.safetensors", "model": "null"},
         {"lora": json.dumps(["a.safetensors", "a-copy.safetensors"])},
+        {"lora": "a.safetensors", "model": unet, "height": 32, "width": 32},
         {"lora": "a.safetensors"},  # fine
     ]
     with pytest.raises(ManifestError) as refused:
         _validate(files, rows)
-    problems = {p.row: p for p in refused.value.problems}
-    assert sorted(problems) == [0, 1, 2, 3, 4, 5] and {p.field for p in problems.values()} == {
-        "lora"
-    }
+    problems = {p.row: p for p in refused.value.problems if p.field == "lora"}
+    assert sorted(problems) == [0, 1, 2, 3, 4, 5, 6]  # each by row; the last row is fine
+    assert 7 not in {p.row for p in refused.value.problems}
     assert "missing.safetensors" in problems[0].message
     assert "not a safetensors file" in problems[1].message
     assert str(files["a"]) in problems[2].message and "ltx" in problems[2].message
@@ -122,6 +123,7 @@ def test_unusable_adapters_are_refused_by_row_before_any_render(files):
     assert "it adapts text_encoder: only the transformer is supported" in problems[3].message
     assert "null model takes no LoRA" in problems[4].message
     assert "same file content" in problems[5].message
+    assert "LoRA for UNet models is not supported yet" in problems[6].message
 
 
 def _item(seed: int, lora: tuple = (), prompt: str = "a fox in snow") -> Item:
