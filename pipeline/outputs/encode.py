@@ -89,8 +89,7 @@ STREAMABLE = frozenset({"gif", "webp"})
 def run_ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> list[tuple[str, bytes]]:
     """Feed raw frames to one ffmpeg writing `target`: "pipe:" (stdout), or a name or an
     image pattern in a private temp dir; return [(name, bytes)] it wrote, sorted by name."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    check_frames(frames)
     if target == "pipe:":
         return [(target, _ffmpeg(frames, fps, target, args))]
     with tempfile.TemporaryDirectory(prefix="promptreel-enc-") as workdir:
@@ -100,6 +99,12 @@ def run_ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> list[
             with open(os.path.join(workdir, name), "rb") as handle:
                 written.append((name, handle.read()))
         return written
+
+
+def check_frames(frames: np.ndarray) -> None:
+    """EncodeError unless `frames` is a clip: uint8 (F, H, W, 3) with at least one frame."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
 
 
 def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> bytes:

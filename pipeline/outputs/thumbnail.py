@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import EncodeError
+from pipeline.outputs.encode import check_frames
 
 LONG_SIDE = 160  # px; never upscaled
 MAX_FRAMES = 24  # every k-th frame, at fps / k: the same duration, a fraction of the bytes
@@ -30,8 +31,7 @@ def thumbnail_size(height: int, width: int) -> tuple[int, int]:
 def make_thumbnail(frames: np.ndarray, fps: float) -> bytes:
     """Animated lossy webp of (a subsample of) uint8 frames (F, H, W, 3); EncodeError.
     Deterministic: the same frames give the same bytes with the same libwebp."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
-        raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    check_frames(frames)
     step = max(1, math.ceil(len(frames) / MAX_FRAMES))
     height, width = thumbnail_size(*frames.shape[1:3])
     images = [Image.fromarray(frame) for frame in np.ascontiguousarray(frames[::step])]
