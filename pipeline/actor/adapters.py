@@ -12,14 +12,13 @@ store) and checks the bytes are the ones validation hashed.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 
 from pipeline.errors import RenderError
-from pipeline.media.source import MediaError, MediaLimits, read_media, sha256_hex
+from pipeline.media.source import MediaError, MediaLimits, read_verified
 from pipeline.models.lora_fit import adapter_tensors
 from pipeline.plan.batches import Adapter
-from pipeline.plan.lora_rows import LORA_MAX_BYTES
+from pipeline.plan.lora_rows import lora_limits
 
 CAPACITY = 8  # adapters kept loaded per actor (a Wan 14B rank-32 LoRA is ~300 MB)
 
@@ -31,7 +30,7 @@ def adapter_name(adapter: Adapter) -> str:
 class Adapters:
     def __init__(self, pipe, limits: MediaLimits, storage_options=None, capacity=CAPACITY):
         self.pipe = pipe
-        self.limits = dataclasses.replace(limits, max_bytes=LORA_MAX_BYTES)
+        self.limits = lora_limits(limits)
         self.storage_options = storage_options
         self.capacity = max(1, capacity)
         self.loaded: OrderedDict[str, None] = OrderedDict()
@@ -62,16 +61,9 @@ class Adapters:
         if name in self.loaded:
             return
         try:
-            data = read_media(adapter.uri, self.limits, self.storage_options)
+            data = read_verified(adapter.uri, adapter.sha256, self.limits, self.storage_options)
         except MediaError as exc:
             raise RenderError(f"lora: {exc}", exc.retriable) from exc
-        found = sha256_hex(data)
-        if found != adapter.sha256:  # rendering other weights would mix old and new
-            raise RenderError(
-                f"lora: {adapter.uri} changed since validation (sha256 {found[:12]}..., "
-                f"expected {adapter.sha256[:12]}...); run the command again to validate it",
-                retriable=False,
-            )
         tensors = adapter_tensors(data)
         del data
         self.pipe.load_lora_weights(tensors, adapter_name=name)

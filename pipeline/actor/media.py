@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pipeline.media.fit import fit_image
 from pipeline.media.probe import decode_image
-from pipeline.media.source import MediaError, MediaLimits, read_media, sha256_hex
+from pipeline.media.source import MediaLimits, read_verified
 from pipeline.plan.batches import Item, MediaInput
 
 
@@ -34,15 +34,8 @@ class MediaFetcher:
         if cached is not None:
             self._images.move_to_end(media.sha256)
             return cached
-        data = read_media(media.uri, self.limits, self.storage_options)
+        data = read_verified(media.uri, media.sha256, self.limits, self.storage_options)
         self.fetches += 1
-        found = sha256_hex(data)
-        if found != media.sha256:
-            # Validation hashed other bytes: rendering these would mix old and new.
-            raise MediaError(
-                f"{media.uri} changed since validation (sha256 {found[:12]}..., expected "
-                f"{media.sha256[:12]}...); run the command again to validate the new content"
-            )
         image = decode_image(data)
         self._images[media.sha256] = image
         while len(self._images) > self.capacity:

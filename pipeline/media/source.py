@@ -368,3 +368,18 @@ def stat_media(url: str, limits: MediaLimits, storage_options: dict | None = Non
 def read_media(url: str, limits: MediaLimits, storage_options: dict | None = None) -> bytes:
     """The whole content, never more than limits.max_bytes."""
     return _http_read(url, limits) if is_http(url) else _fs_read(url, limits, storage_options)
+
+
+def read_verified(
+    url: str, sha256: str, limits: MediaLimits, storage_options: dict | None = None
+) -> bytes:
+    """The content validation hashed, read again where it is used (an actor); MediaError
+    (not retriable) when the bytes changed since: rendering them would mix old and new."""
+    data = read_media(url, limits, storage_options)
+    found = sha256_hex(data)
+    if found != sha256:
+        raise MediaError(
+            f"{url} changed since validation (sha256 {found[:12]}..., expected "
+            f"{sha256[:12]}...); run the command again to validate the new content"
+        )
+    return data

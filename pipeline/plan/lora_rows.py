@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipeline.media.source import MediaError, read_media, sha256_hex
+from pipeline.media.source import MediaError, MediaLimits, read_media, sha256_hex
 from pipeline.models import resolve_model
 from pipeline.models.lora_fit import adapter_tensors, fit_problem
 from pipeline.plan.media_rows import resolve_location
@@ -79,6 +79,11 @@ def _adapter(entry) -> AdapterSpec:
     return AdapterSpec(uri.strip(), float(scale))
 
 
+def lora_limits(limits: MediaLimits) -> MediaLimits:
+    """The media limits for adapter files: theirs but the size (adapters are larger)."""
+    return dataclasses.replace(limits, max_bytes=LORA_MAX_BYTES)
+
+
 def key_text(canonical: str) -> str:
     """What the key hashes of a validated cell: each adapter's content and scale, in order."""
     return ",".join(f"{a['sha256']}*{float(a['scale'])!r}" for a in json.loads(canonical))
@@ -130,7 +135,7 @@ def _inspect_all(wanted: dict, specs: list, options) -> dict:
     for row, adapters in wanted.items():
         for adapter in adapters:
             models_of.setdefault(adapter.uri, set()).add(specs[row])
-    limits = dataclasses.replace(options.limits, max_bytes=LORA_MAX_BYTES)
+    limits = lora_limits(options.limits)
     facts = {}
     for uri, models in models_of.items():
         try:

@@ -203,3 +203,15 @@ def test_pixels_equal_plain_diffusers_and_switching_never_reloads(files):
         assert all(np.array_equal(x, y) for x, y in zip(got[name][0], frames)), name
     assert not np.array_equal(got["a"][0][0], got["base"][0][0])  # the adapter acts
     assert not np.array_equal(got["a"][0][0], got["ab"][0][0])
+
+
+def test_an_adapter_changed_since_validation_fails_its_batch_not_retried(files):
+    from pipeline.actor.adapters import Adapters
+    from pipeline.config import MediaLimits
+    from pipeline.errors import RenderError
+    from pipeline.plan.batches import Adapter
+
+    adapters = Adapters(pipe=None, limits=MediaLimits())  # refused before the pipe is touched
+    with pytest.raises(RenderError, match="lora: .* changed since validation") as caught:
+        adapters.apply((Adapter(str(files["a"]), 1.0, "0" * 64),))
+    assert not caught.value.retriable and adapters.loads == 0
