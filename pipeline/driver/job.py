@@ -149,7 +149,8 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         job.lock.acquire()
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)
-        run.write(run.plan_keys, parquet_bytes(plan.items.select(["key"])))
+        if until is None:  # --until: each round writes the variants in play (rounds.py)
+            run.write(run.plan_keys, parquet_bytes(plan.items.select(["key"])))
         job.stop.prior = prior_batch_seconds(
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
@@ -224,8 +225,10 @@ def _rounds(until, plan, job, stage, finished: pa.Table, retry_failed: bool) -> 
     """--until's rounds; with --retry-failed, the variants that had failed render again."""
     if until is None:
         return None
-    failed = finished.filter(pc.equal(finished["status"], "failed")) if retry_failed else None
-    retry = frozenset(failed["key"].to_pylist()) if failed is not None else frozenset()
+    retry = frozenset()
+    if retry_failed:
+        failed = finished.filter(pc.equal(finished["status"], "failed"))
+        retry = frozenset(failed["key"].to_pylist())
     return Rounds(until, plan.rows, job.ledger, stage, job.run, retry)
 
 
