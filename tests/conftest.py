@@ -26,6 +26,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 for _name in [name for name in os.environ if name.startswith("AWS_")]:
     del os.environ[_name]
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Idle OpenMP threads sleep instead of spinning (torch's libgomp reads this when it loads,
+# in this process, every subprocess and every Ray worker). The suite keeps 2 xdist workers,
+# their actors' torch threads and ffmpeg on 2 cores: spinning threads burned the CPU the
+# others waited for (measured: 3 heavy e2e files 148-152 s -> 118-134 s wall, 268-279 ->
+# 210-245 CPU-s). Scheduling only: the same math runs, pixels are unchanged.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parent.parent
 # The longest e2e files (measured, issue 15) start first, so that under pytest-xdist
