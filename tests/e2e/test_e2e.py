@@ -100,6 +100,8 @@ def test_forced_encode_failure_is_a_failed_row_with_ffmpegs_message(tmp_path, ra
             "--out",
             str(tmp_path / "run"),
             "--no-progress",
+            "--model",
+            "null",  # the encoder's failure is under test, not the diffusion
             "--inject-fault",
             "encode:enc number 2",
         ]

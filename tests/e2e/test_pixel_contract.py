@@ -72,8 +72,8 @@ def manifests(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clean(ray_local, model_dir, manifests, tmp_path_factory):
-    out = tmp_path_factory.mktemp("clean") / "run"
-    assert run_in_process(manifests["plain"], out, *_flags(model_dir, "--actors", "1")) == 0
+    out = tmp_path_factory.mktemp("clean") / "run"  # 2 actors; every other run here has 1
+    assert run_in_process(manifests["plain"], out, *_flags(model_dir, "--actors", "2")) == 0
     return out, read_catalog(out)
 
 
@@ -110,7 +110,7 @@ def test_model_pixels_move_with_batch_mates_and_position(model_dir):
 
 def test_actor_count_changes_no_pixel(clean, model_dir, manifests, tmp_path):
     out = tmp_path / "run"
-    assert run_in_process(manifests["plain"], out, *_flags(model_dir, "--actors", "2")) == 0
+    assert run_in_process(manifests["plain"], out, *_flags(model_dir, "--actors", "1")) == 0
     assert by_id(read_catalog(out), *EXACT) == by_id(clean[1], *EXACT)
     assert not any(clean[1]["isolated"].to_pylist())
 
@@ -168,7 +168,7 @@ def test_stopped_run_covers_every_prompt_first_then_resume_is_exact(
 
     # The resume (no fault) renders the rest: identical pixels to the clean run, which had
     # no priority column, other actors and no interruption.
-    assert run_in_process(manifests["priority"], out, *_flags(model_dir, "--actors", "2")) == 0
+    assert run_in_process(manifests["priority"], out, *_flags(model_dir, "--actors", "1")) == 0
     catalog = read_catalog(out)
     assert_exactly_once(out, [row["id"] for row in _rows()])
     assert by_id(catalog, *EXACT) == by_id(clean[1], *EXACT)

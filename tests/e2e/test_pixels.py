@@ -37,7 +37,7 @@ def runs(tmp_path_factory, ray_local):
     second.append({"id": "rat", "prompt": RAT, "seed": RAT_SEED})
     return {
         "a": _render(tmp, "a", first),
-        "a_again": _render(tmp, "a_again", first, "--actors", "2"),
+        "a_again": _render(tmp, "a_again", first),  # actor counts: test_pixel_contract.py
         "b": _render(tmp, "b", second),
     }
 
