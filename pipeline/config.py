@@ -21,11 +21,18 @@ class RenderSettings:
     vae_tiling: bool = False
     # Reuse text embeddings of repeated prompts inside an actor (pixel-identical).
     embedding_cache: int = 256
+    # Speed lanes (pipeline/models/lanes.py); None is the exact lane. The cache is kept in
+    # its canonical spelling ("first-block:0.05"): it is part of every key.
+    attention_backend: str | None = None
+    cache: str | None = None
 
     def fingerprint_fields(self) -> dict:
         fields = dataclasses.asdict(self)
         fields.pop("embedding_cache")  # does not change pixels
         fields.pop("model")  # replaced by the model's content fingerprint
+        for lane in ("attention_backend", "cache"):  # absent when exact: older run dirs match
+            if fields[lane] is None:
+                fields.pop(lane)
         return fields
 
 

@@ -31,6 +31,7 @@ from pipeline.driver.scoring import (
 from pipeline.driver.startup import StartedUp, start_up
 from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
+from pipeline.models.lanes import check_lanes, key_text
 from pipeline.outputs.encode import clip_extension
 from pipeline.plan.manifest import ValidatedManifest, load
 from pipeline.plan.media_rows import MediaHashes, MediaOptions
@@ -67,7 +68,9 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
     cache spares reading unchanged images."""
     hashes = _media_hashes(RunDir(config.out, config.storage_options)) if config.out else None
     manifest = load_manifest(config, hashes)
-    return manifest, make_plan(manifest, config.render.batch_size, config.variants)
+    return manifest, make_plan(
+        manifest, config.render.batch_size, config.variants, key_text(config.render.cache)
+    )
 
 
 def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> ValidatedManifest:
@@ -76,13 +79,16 @@ def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> Valid
     media = MediaOptions(
         config.media, config.resize, "", config.storage_options, hashes, lora=config.lora
     )
-    return load(
+    manifest = load(
         config.manifest,
         config.storage_options,
         media,
         default_model=config.render.model,
         strict_seeds=config.strict_seeds,
     )
+    specs = pc.unique(manifest.table["model"]).to_pylist()
+    check_lanes(config.render, {resolve_model(spec).family for spec in specs})
+    return manifest
 
 
 def _media_hashes(run: RunDir) -> MediaHashes:
@@ -145,7 +151,9 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     rendered = 0
     try:
         variants = until.max_variants if until else config.variants  # until: all planned
-        plan = make_plan(manifest, config.render.batch_size, variants)
+        plan = make_plan(
+            manifest, config.render.batch_size, variants, key_text(config.render.cache)
+        )
         job.lock.acquire()
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)

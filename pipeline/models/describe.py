@@ -41,6 +41,7 @@ def describe(family: Family) -> dict:
         "batch_size_why": family.batch_size_why,
         "batch_pixel_safe": family.batch_pixel_safe,
         "recommended_dtype": family.dtype,
+        "speed_lanes": list(family.lanes),
         "hub_id_hints": list(family.hub_hints),
         "notes": family.notes,
     }
@@ -67,6 +68,8 @@ def cmd_models(args) -> int:
             needs = ", ".join(family.media_required) or "none"
             print(f"  media:    {', '.join(family.media_inputs)} (required: {needs})")
         print(f"  batch size: {family.default_batch_size} ({family.batch_size_why})")
+        lanes = ", ".join(family.lanes) or "none"
+        print(f"  speed lanes: {lanes} (--attention-backend for attention, --cache for caches)")
         print(f"  dtype: {family.dtype}" + (f"; {family.notes}" if family.notes else ""))
     print("\nMore: docs/models.md (memory flags, what changes pixels).")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.config import RenderSettings
 from pipeline.errors import ConfigError
 from pipeline.models import ModelRef, model_location
+from pipeline.models.lanes import apply_lanes
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -47,6 +48,7 @@ def apply_gpu_options(pipe, settings: RenderSettings):
         pipe.to(settings.device)
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
+    apply_lanes(pipe, settings)  # before compile: it compiles blocks with their hooks
     if settings.compile:
         denoiser = getattr(pipe, "transformer", None)
         if denoiser is None or not hasattr(denoiser, "compile_repeated_blocks"):

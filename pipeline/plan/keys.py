@@ -27,12 +27,13 @@ LEGACY_KEY_VERSION = "promptreel-key-v2"
 KEY_LENGTH = 32  # hex chars of sha256: 128 bits
 
 
-def canonical_requests(table: pa.Table) -> pa.Array:
+def canonical_requests(table: pa.Table, lane: str | None = None) -> pa.Array:
     """One canonical text per row, built with Arrow kernels (a million rows in ~1 s).
 
     Fields are joined by U+001F; the two free texts are length-prefixed, so no prompt can
     make two requests read the same. Floats are written by Python's repr (shortest
     round-trip form), never by Arrow's formatter, so keys do not move with pyarrow.
+    `lane`: the run's pixel-changing speed lanes (models/lanes.py key_text), on every row.
     """
 
     def mapped(column: str, render) -> pa.Array:
@@ -67,7 +68,7 @@ def canonical_requests(table: pa.Table) -> pa.Array:
         mapped("model", lambda spec: model_fingerprint(resolve_model(spec))),
     ]
     canonical = pc.binary_join_element_wise(*parts, "\x1f")
-    extras = _extra_texts(table)
+    extras = _extra_texts(table, lane)
     if extras is None:  # no row sets a family parameter: the v2 form, keys unchanged
         return canonical
     # Rows with family parameters: version v3, then name=value per parameter set.
@@ -87,19 +88,21 @@ _EXTRAS = (
 )
 
 
-def _extra_texts(table: pa.Table) -> pa.Array | None:
-    """Per row, "name=value" for each extra it sets (_EXTRAS order, joined by U+001F; ""
-    where none), or None when no row sets any."""
+def _extra_texts(table: pa.Table, lane: str | None = None) -> pa.Array | None:
+    """Per row, "name=value" for each extra it sets (_EXTRAS order, then the run's lane;
+    joined by U+001F; "" where none), or None when no row sets any."""
     present = [e for e in _EXTRAS if e[1] in table.column_names]
     present = [e for e in present if table[e[1]].null_count < table.num_rows]
-    if not present:
-        return None
     pieces = []
     for name, column, render in present:
         values = table[column]
         distinct = pc.unique(values).drop_null()
         texts = pa.array([f"{name}={render(v)}" for v in distinct.to_pylist()], pa.string())
         pieces.append(pc.take(texts, pc.index_in(values, value_set=distinct)))
+    if lane:
+        pieces.append(pa.array([lane] * table.num_rows, pa.string()))
+    if not pieces:
+        return None
     # (binary_join_element_wise's null_handling="skip" drops all-null rows of chunked
     # arrays in pyarrow here, so join pairwise and coalesce instead.)
     joined = pieces[0]
@@ -109,11 +112,13 @@ def _extra_texts(table: pa.Table) -> pa.Array | None:
     return pc.fill_null(joined, "")
 
 
-def compute_keys(table: pa.Table, chunk_rows: int = 262144) -> pa.ChunkedArray:
+def compute_keys(
+    table: pa.Table, lane: str | None = None, chunk_rows: int = 262144
+) -> pa.ChunkedArray:
     """Key of each row: sha256 of its canonical request (seed as the generator sees it)."""
     chunks = []
     for start in range(0, table.num_rows, chunk_rows):
-        canonical = canonical_requests(table.slice(start, chunk_rows))
+        canonical = canonical_requests(table.slice(start, chunk_rows), lane)
         encoded = pc.cast(canonical, pa.binary()).to_pylist()
         digests = [hashlib.sha256(data).hexdigest()[:KEY_LENGTH] for data in encoded]
         chunks.append(pa.array(digests, pa.string()))

@@ -111,10 +111,13 @@ def _records(table: pa.Table, chunk_rows: int = 65536):
         yield from chunk.to_pylist()
 
 
-def make_plan(manifest: ValidatedManifest, batch_size: int, variants: int = 1) -> Plan:
-    """`variants`: renders per row where its `variants` cell is blank (plan/variants.py)."""
+def make_plan(
+    manifest: ValidatedManifest, batch_size: int, variants: int = 1, lane: str | None = None
+) -> Plan:
+    """`variants`: renders per row where its `variants` cell is blank (plan/variants.py);
+    `lane`: the run's pixel-changing speed lanes, in every key (models/lanes.py key_text)."""
     table = expand(manifest.table, variants)
-    keys = compute_keys(table)
+    keys = compute_keys(table, lane)
     ids, sources = ids_and_sources(table, keys)
     rows = table.set_column(table.schema.get_field_index("id"), "id", ids)
     rows = rows.append_column(SOURCE_ID, sources).append_column("key", keys)

@@ -13,7 +13,8 @@ outside `pipeline/models/families/` branches on a family name:
 - family-specific per-row parameters (`params`): each a manifest column, validated,
   part of the item key and the catalog, and a keyword of the pipeline's `__call__`;
 - whether a batch larger than one is pixel-safe, and the recommended batch size;
-- which media inputs (image, last_image) a row may or must give.
+- which media inputs (image, last_image) a row may or must give;
+- which speed lanes (attention backend, step caches) it takes: `lanes`.
 
 Adapters never import torch or diffusers at module level: validate and plan run without.
 """
@@ -35,6 +36,9 @@ DEFAULT_FIELDS = (
     "negative_prompt",
 )
 NEGATIVE_PREFIX = "negative_"  # prompt_embeds -> negative_prompt_embeds, and so on
+# Speed lanes (pipeline/models/lanes.py): the attention backend, then the step caches.
+ATTENTION_LANE = "attention"
+DIT_LANES = (ATTENTION_LANE, "first-block", "taylorseer", "pab")
 # Image-to-video pipelines condition a whole call on one image: media rows render alone.
 ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
 
@@ -128,6 +132,12 @@ class Family:
     # a family with none refuses a row that gives one.
     media_inputs: tuple[str, ...] = ()
     media_required: tuple[str, ...] = ()
+    # Speed lanes it takes (models/lanes.py): "attention" and the step caches by name,
+    # measured on its tiny checkpoint (bench/lanes.py, tests/unit/test_lanes.py).
+    lanes: tuple[str, ...] = ()
+    # Its transformer passes an attention mask (padded text): backends that refuse one
+    # (flash, sage, ...: lanes.MASKLESS_BACKENDS) are refused before any render.
+    attention_masks: bool = False
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]

@@ -21,6 +21,7 @@ then drops the first 4 frames, returning num_frames - 4, which the catalog canno
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    DIT_LANES,
     ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
@@ -66,6 +67,8 @@ HUNYUAN = Family(
     # The model card: 720x1280, 129 frames at 24 fps, 50 steps, embedded guidance 6.
     defaults=model_card_defaults(720, 1280, 129, 24, 50, 6.0),
     encode_text=encode_hunyuan,
+    lanes=DIT_LANES,
+    attention_masks=True,
     params=(TRUE_CFG_SCALE,),
     needs_negative=true_cfg_above_one,
     hub_hints=("hunyuanvideo", "hunyuan-video", "hunyuan_video"),
@@ -87,6 +90,8 @@ HUNYUAN_I2V = Family(
     # call's 720x1280, 129 frames, 50 steps, embedded guidance 6; 24 fps as HunyuanVideo.
     defaults=model_card_defaults(720, 1280, 129, 24, 50, 6.0),
     encode_text=None,
+    lanes=DIT_LANES,
+    attention_masks=True,
     params=(TRUE_CFG_SCALE,),
     needs_negative=true_cfg_above_one,
     batch_pixel_safe=False,

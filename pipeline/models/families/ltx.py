@@ -13,6 +13,7 @@ LTXConditionPipeline). `frame_rate` stays diffusers' default 25 (rope scaling); 
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    ATTENTION_LANE,
     ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
@@ -58,6 +59,8 @@ LTX_CONDITION = Family(
     shape=SHAPE,
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=256, names=NAMES),
+    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    attention_masks=True,
     params=PARAMS,
     matches=is_condition_pipeline,
     hub_hints=("ltx-video-0.9.5", "ltx-video-0.9.7", "ltx-video-0.9.8"),
@@ -69,6 +72,8 @@ LTX = Family(
     shape=SHAPE,
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=128, names=NAMES),
+    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    attention_masks=True,
     params=PARAMS,
     hub_hints=("ltx",),
 )
@@ -83,6 +88,8 @@ LTX_I2V = Family(
     # 161 frames, 50 steps, guidance 3 (the call's default), this negative, exported at 24 fps.
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=128, names=NAMES),
+    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    attention_masks=True,
     params=PARAMS,
     batch_pixel_safe=False,
     batch_size_why=ONE_IMAGE_PER_CALL,

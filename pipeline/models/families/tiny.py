@@ -6,7 +6,7 @@ at its size batching pays, and its widths make the CPU-kernel batch effect visib
 
 from __future__ import annotations
 
-from pipeline.models.families.base import Family, Shape, model_card_defaults
+from pipeline.models.families.base import DIT_LANES, Family, Shape, model_card_defaults
 from pipeline.models.families.wan import CLASSES, encode_wan
 
 TINY = Family(
@@ -16,6 +16,7 @@ TINY = Family(
     shape=Shape(frame_step=4, side_multiple=16),
     defaults=model_card_defaults(64, 64, 9, 8, 4, 5.0),
     encode_text=encode_wan,
+    lanes=DIT_LANES,
     default_batch_size=4,
     batch_size_why="a tiny model: batching amortises per-call overhead",
     matches=lambda _checkpoint: False,

@@ -12,6 +12,7 @@ max_sequence_length 512 while `encode_prompt` defaults to 226: the cache must us
 from __future__ import annotations
 
 from pipeline.models.families.base import (
+    DIT_LANES,
     ONE_IMAGE_PER_CALL,
     Checkpoint,
     Family,
@@ -63,6 +64,7 @@ WAN22_A14B = Family(
     shape=Shape(frame_step=4, side_multiple=16),
     defaults=model_card_defaults(720, 1280, 81, 16, 40, 4.0, NEGATIVE),
     encode_text=encode_wan,
+    lanes=DIT_LANES,
     params=(GUIDANCE_SCALE_2,),
     matches=is_a14b,
     hub_hints=("a14b",),
@@ -75,6 +77,7 @@ WAN22_TI2V = Family(
     shape=Shape(frame_step=4, side_multiple=32),
     defaults=model_card_defaults(704, 1280, 121, 24, 50, 5.0, NEGATIVE),
     encode_text=encode_wan,
+    lanes=DIT_LANES,
     matches=is_ti2v,
     hub_hints=("ti2v",),
 )
@@ -85,6 +88,7 @@ WAN = Family(
     shape=Shape(frame_step=4, side_multiple=16),
     defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
     encode_text=encode_wan,
+    lanes=DIT_LANES,
     hub_hints=("wan",),
 )
 
@@ -109,6 +113,7 @@ def _i2v(name, title, defaults, inputs, required, **rest) -> Family:
         shape=Shape(frame_step=4, side_multiple=16),
         defaults=defaults,
         encode_text=encode_wan,
+        lanes=DIT_LANES,
         batch_pixel_safe=False,
         batch_size_why=ONE_IMAGE_PER_CALL,
         media_inputs=inputs,
