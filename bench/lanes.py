@@ -1,6 +1,7 @@
 """Speed lanes on the tiny families: seconds per item and what each lane does to pixels.
 
-    python -m bench.lanes [--steps 12] [--families tiny,wan2.1,...] [--json PATH]
+    python -m bench.lanes [--steps 12] [--families tiny,wan2.1,...] [--device cuda
+                          --dtype bfloat16] [--json PATH]
 
 For every text-to-video tiny family (random weights, tests/support, cached) and every lane
 (pipeline/models/lanes.py) two requests are rendered at batch 1 by promptreel's Renderer,
@@ -33,14 +34,18 @@ TEXT_FAMILIES = (
     *("tiny", "wan2.1", "wan2.2-a14b", "wan2.2-ti2v", "ltx", "cogvideox"),
     *("hunyuan", "mochi", "animatediff"),
 )
-LANES = {
-    "exact": {},
-    "attention _native_math": {"attention_backend": "_native_math"},
-    "attention _native_flash": {"attention_backend": "_native_flash"},
-    "cache first-block:0.05": {"cache": "first-block:0.05"},
-    "cache taylorseer:3": {"cache": "taylorseer:3"},
-    "cache pab:2": {"cache": "pab:2"},
+CACHES = ("first-block:0.05", "taylorseer:3", "pab:2")
+# Exact-math backends tried per device (CUDA: the kernels torch itself ships).
+BACKENDS = {
+    "cpu": ("_native_math", "_native_flash"),
+    "cuda": ("_native_math", "_native_flash", "_native_efficient", "_native_cudnn"),
 }
+
+
+def lanes_for(device: str) -> dict:
+    lanes = {"exact": {}}
+    lanes |= {f"attention {b}": {"attention_backend": b} for b in BACKENDS[device]}
+    return lanes | {f"cache {c}": {"cache": c} for c in CACHES}
 
 
 def reset_attention() -> None:
@@ -79,7 +84,7 @@ def items_for(name: str, steps: int):
     return [Item.from_record(r) for r in plan.items.select(ITEM_FIELDS).to_pylist()]
 
 
-def render_lane(items, lane: dict) -> tuple[list[np.ndarray] | None, float | str]:
+def render_lane(items, lane: dict, **where) -> tuple[list[np.ndarray] | None, float | str]:
     from pipeline.actor.renderer import Renderer
     from pipeline.config import RenderSettings
     from pipeline.plan.batches import Batch
@@ -87,7 +92,7 @@ def render_lane(items, lane: dict) -> tuple[list[np.ndarray] | None, float | str
     reset_attention()
     model = items[0].model
     try:
-        renderer = Renderer(model, RenderSettings(model=model, batch_size=1, **lane))
+        renderer = Renderer(model, RenderSettings(model=model, batch_size=1, **where, **lane))
         renderer.render(Batch((items[0],), 1))  # warm-up: first-call allocations
         frames, seconds = [], []
         for item in items:
@@ -113,16 +118,20 @@ def compare(exact: list[np.ndarray], other: list[np.ndarray]) -> dict:
     )
 
 
-def run(families, steps: int) -> list[dict]:
+def run(families, steps: int, device: str = "cpu", dtype: str = "float32") -> list[dict]:
     import torch
 
     torch.set_num_threads(2)
     rows = []
+    where = dict(device=device, dtype=dtype)
     for name in families:
         items = items_for(name, steps)
-        exact, exact_s = render_lane(items, LANES["exact"])
-        for lane, settings in LANES.items():
-            frames, seconds = (exact, exact_s) if lane == "exact" else render_lane(items, settings)
+        exact, exact_s = render_lane(items, {}, **where)
+        for lane, settings in lanes_for(device).items():
+            if lane == "exact":
+                frames, seconds = exact, exact_s
+            else:
+                frames, seconds = render_lane(items, settings, **where)
             row = dict(family=name, lane=lane)
             if frames is None or exact is None:
                 row["result"] = seconds if frames is None else "exact lane failed"
@@ -152,12 +161,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12, help="denoising steps per render")
     parser.add_argument("--families", default=",".join(TEXT_FAMILIES))
+    parser.add_argument("--device", default="cpu", choices=sorted(BACKENDS))
+    parser.add_argument("--dtype", default="float32")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    rows = run(args.families.split(","), args.steps)
+    rows = run(args.families.split(","), args.steps, args.device, args.dtype)
     if args.json:
         safe = [{k: (None if v == math.inf else v) for k, v in r.items()} for r in rows]
-        args.json.write_text(json.dumps(dict(steps=args.steps, rows=safe), indent=2) + "\n")
+        meta = dict(steps=args.steps, device=args.device, dtype=args.dtype)
+        args.json.write_text(json.dumps(dict(**meta, rows=safe), indent=2) + "\n")
     return 0
 
 

@@ -14,6 +14,8 @@
 #   families  every tiny family end to end on CUDA in bf16, twice, pixels compared: two
 #             `promptreel render --format png` runs when Ray and an ffmpeg are there, else
 #             promptreel's planner + Renderer in-process (bench/gpu/tiny_families.py);
+#   lanes     the speed lanes on the tiny families (bench/lanes.py: attention kernels, step
+#             caches; seconds per item and pixels vs the exact lane), 12 steps, batch 1;
 #   compile   the 1.3B step with regional torch.compile, if at least 150 s are left.
 # Result: ONE JSON, $OUT/gpu.json when OUT is set, else bench/results/gpu.json; each stage's
 # log in $OUT/gpu-logs/, else bench/gpu/logs/. Exit 0 when every stage that ran exited 0.
@@ -129,6 +131,7 @@ else
     stage families 180 "$PY" bench/gpu/tiny_families.py direct "$WORK/families" \
         --device "$DEVICE" --dtype "$DTYPE" --json "$WORK/families.json"
 fi
+stage lanes 90 "$PY" -m bench.lanes --device "$DEVICE" --dtype "$DTYPE" --json "$WORK/lanes.json"
 if ((BUDGET - SECONDS >= 150)); then
     backend=()
     [[ -n $fastest && $fastest != native ]] && backend=(--attention-backend "$fastest")
@@ -154,7 +157,7 @@ smi = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout.strip()
 result = dict(
     gpu=smi, seconds=seconds, stages=stages,
     timing=[read(p.name) for p in sorted(work.glob("timing*.json"))],
-    attention=read("attention.json"), families=read("families.json"),
+    attention=read("attention.json"), families=read("families.json"), lanes=read("lanes.json"),
     ok=all(s.get("rc") == 0 for s in stages if "rc" in s),
 )
 dest.write_text(json.dumps(result, indent=2, default=str) + "\n")
