@@ -35,6 +35,7 @@ TEXT_FAMILIES = (
     *("hunyuan", "mochi", "animatediff"),
 )
 CACHES = ("first-block:0.05", "taylorseer:3", "pab:2")
+QUANTIZED = ("int8wo", "float8wo")
 # Exact-math backends tried per device (CUDA: the kernels torch itself ships).
 BACKENDS = {
     "cpu": ("_native_math", "_native_flash"),
@@ -45,7 +46,8 @@ BACKENDS = {
 def lanes_for(device: str) -> dict:
     lanes = {"exact": {}}
     lanes |= {f"attention {b}": {"attention_backend": b} for b in BACKENDS[device]}
-    return lanes | {f"cache {c}": {"cache": c} for c in CACHES}
+    lanes |= {f"cache {c}": {"cache": c} for c in CACHES}
+    return lanes | {f"quantize {q}": {"quantize": q} for q in QUANTIZED}
 
 
 def reset_attention() -> None:
@@ -138,7 +140,7 @@ def run(families, steps: int, device: str = "cpu", dtype: str = "float32") -> li
             else:
                 row |= dict(s_per_item=round(seconds, 4), speed=round(exact_s / seconds, 2))
                 row |= compare(exact, frames)
-                no_effect = lane != "exact" and row["moved_share"] == 0 and "cache" in lane
+                no_effect = row["moved_share"] == 0 and lane.startswith(("cache", "quantize"))
                 row["result"] = "no effect" if no_effect else "ok"
             rows.append(row)
             print(_line(row), flush=True)

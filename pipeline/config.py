@@ -25,12 +25,13 @@ class RenderSettings:
     # its canonical spelling ("first-block:0.05"): it is part of every key.
     attention_backend: str | None = None
     cache: str | None = None
+    quantize: str | None = None  # torchao weight quantization of the transformer(s)
 
     def fingerprint_fields(self) -> dict:
         fields = dataclasses.asdict(self)
         fields.pop("embedding_cache")  # does not change pixels
         fields.pop("model")  # replaced by the model's content fingerprint
-        for lane in ("attention_backend", "cache"):  # absent when exact: older run dirs match
+        for lane in ("attention_backend", "cache", "quantize"):  # absent when exact
             if fields[lane] is None:
                 fields.pop(lane)
         return fields

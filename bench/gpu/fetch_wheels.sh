@@ -12,7 +12,7 @@
 # the in-process families check import that this workplace's GPU image lacked when last listed
 # (/work/.library/device/KINDS.md, 2026-11-17: it has torch, transformers, tokenizers,
 # accelerate, huggingface-hub, safetensors, numpy, pandas, pyarrow, psutil, pillow, requests,
-# pyyaml, regex, tqdm, fsspec, ...): diffusers, importlib-metadata, ftfy, ffmpeg-python and
+# pyyaml, regex, tqdm, fsspec, ...): diffusers, importlib-metadata, ftfy, ffmpeg-python, torchao and
 # their missing needs. Not ray (75.6 MiB as a cp312 wheel) nor imageio-ffmpeg (64.8 MiB: a
 # static ffmpeg), each over 64 MiB alone: without them run.sh checks the families through
 # promptreel's Renderer in-process instead of `promptreel render` (bench/gpu/tiny_families.py).
@@ -39,7 +39,7 @@ import sys
 from packaging.requirements import Requirement
 
 MINIMAL = ["diffusers", "importlib-metadata", "zipp", "ftfy", "wcwidth", "ffmpeg-python",
-           "future"]
+           "future", "torchao"]  # torchao: the --quantize lane (bench/lanes.py)
 
 
 def key(name):
@@ -71,7 +71,8 @@ roots = [Requirement(t) for t in md.requires("promptreel")]
 roots = [r for r in roots if r.marker is None or r.marker.evaluate({"extra": ""})]
 found = closure(roots)
 names = sorted(found) if sys.argv[1] == "full" else MINIMAL
-print("\n".join(f"{n}=={found[key(n)][0]}" for n in names))
+# The minimal set may name extras' packages (torchao): their installed version.
+print("\n".join(f"{n}=={found.get(key(n), (md.version(n),))[0]}" for n in names))
 EOF
 )
 

@@ -177,6 +177,13 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         "`promptreel models` lists the families that take it",
     )
     pixels.add_argument(
+        "--quantize",
+        default=None,
+        choices=("int8wo", "int8dq", "float8wo"),
+        help="speed lane: torchao quantization of the transformer (needs torchao); other "
+        "pixels, so it is part of every key",
+    )
+    pixels.add_argument(
         "--format",
         default=d_encode.format,
         choices=("mp4", "webm", "gif", "webp", "png"),
@@ -378,6 +385,7 @@ def config_from_args(args) -> RunConfig:
             vae_tiling=args.vae_tiling,
             attention_backend=args.attention_backend,
             cache=cache,
+            quantize=args.quantize,
         ),
         encode=EncodeSettings(format=args.format),
         cluster=ClusterSettings(

@@ -69,7 +69,7 @@ def load_and_plan(config: RunConfig) -> tuple[ValidatedManifest, Plan]:
     hashes = _media_hashes(RunDir(config.out, config.storage_options)) if config.out else None
     manifest = load_manifest(config, hashes)
     return manifest, make_plan(
-        manifest, config.render.batch_size, config.variants, key_text(config.render.cache)
+        manifest, config.render.batch_size, config.variants, key_text(config.render)
     )
 
 
@@ -151,9 +151,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     rendered = 0
     try:
         variants = until.max_variants if until else config.variants  # until: all planned
-        plan = make_plan(
-            manifest, config.render.batch_size, variants, key_text(config.render.cache)
-        )
+        plan = make_plan(manifest, config.render.batch_size, variants, key_text(config.render))
         job.lock.acquire()
         finished = job.ledger.compact()
         todo = pending_keys(plan, finished, config.retry_failed)

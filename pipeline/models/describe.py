@@ -69,7 +69,7 @@ def cmd_models(args) -> int:
             print(f"  media:    {', '.join(family.media_inputs)} (required: {needs})")
         print(f"  batch size: {family.default_batch_size} ({family.batch_size_why})")
         lanes = ", ".join(family.lanes) or "none"
-        print(f"  speed lanes: {lanes} (--attention-backend for attention, --cache for caches)")
+        print(f"  speed lanes: {lanes} (flags: --attention-backend, --cache KIND, --quantize)")
         print(f"  dtype: {family.dtype}" + (f"; {family.notes}" if family.notes else ""))
     print("\nMore: docs/models.md (memory flags, what changes pixels).")
     return 0

@@ -9,6 +9,8 @@
   never share a key. A cache that decides per batch (first-block compares the whole batch's
   residual to a threshold) would make a clip depend on its batch-mates: it needs
   --batch-size 1, which keeps "same request, same pixels" true.
+- `--quantize TYPE`: torchao quantization of the transformer(s) after loading (`quantize_`).
+  Other weights, other pixels: keyed like a cache. Needs torchao (`promptreel[quantize]`).
 
 Which lanes a family takes is its adapter's `lanes` (`promptreel models` prints them);
 tests/unit/test_lanes.py checks each against a real checkpoint of the family. Validation
@@ -35,6 +37,15 @@ MASKLESS_BACKENDS = (
     *("_sage_qk_int8_pv_fp16_cuda", "_sage_qk_int8_pv_fp16_triton"),
     *("_sage_qk_int8_pv_fp8_cuda", "_sage_qk_int8_pv_fp8_cuda_sm90"),
 )
+
+
+# --quantize TYPE -> its torchao config class (torchao.quantization).
+QUANT_TYPES = {
+    "int8wo": "Int8WeightOnlyConfig",
+    "int8dq": "Int8DynamicActivationInt8WeightConfig",
+    "float8wo": "Float8WeightOnlyConfig",
+}
+QUANTIZE = "quantize"  # its name in a family's `lanes`
 
 
 @dataclass(frozen=True)
@@ -133,9 +144,25 @@ def canonical_cache(text: str | None) -> str | None:
     return None if text is None else parse_cache(text).text
 
 
-def key_text(cache: str | None) -> str | None:
+def key_text(render) -> str | None:
     """What the lanes add to every key: only those that change pixels by design."""
-    return None if cache is None else f"cache={canonical_cache(cache)}"
+    parts = []
+    if render.cache is not None:
+        parts.append(f"cache={canonical_cache(render.cache)}")
+    if render.quantize is not None:
+        parts.append(f"quantize={render.quantize}")
+    return "\x1f".join(parts) or None
+
+
+def check_quantize(name: str) -> None:
+    import importlib.util
+
+    if name not in QUANT_TYPES:
+        raise ConfigError(f"--quantize {name!r}: choose one of {', '.join(QUANT_TYPES)}")
+    if importlib.util.find_spec("torchao") is None:
+        raise ConfigError(
+            "--quantize needs torchao, not installed here: pip install 'promptreel[quantize]'"
+        )
 
 
 def attention_backends() -> tuple[str, ...]:
@@ -181,6 +208,9 @@ def check_lanes(render, families: Iterable) -> None:
                 f"batch-mates): it needs --batch-size 1, got {render.batch_size}"
             )
         wanted.append((choice.kind.name, f"--cache {choice.text}"))
+    if render.quantize is not None:
+        check_quantize(render.quantize)
+        wanted.append((QUANTIZE, f"--quantize {render.quantize}"))
     for family in families:
         for lane, flag in wanted:
             if lane not in family.lanes:
@@ -198,8 +228,14 @@ def apply_lanes(pipe, render) -> None:
     """In the actor, after the pipeline is on its device: the lanes on every denoiser."""
     denoisers = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
     denoisers = [d for d in denoisers if d is not None]
-    if not denoisers and (render.attention_backend or render.cache):
+    if not denoisers and (render.attention_backend or render.cache or render.quantize):
         raise ConfigError(f"speed lanes need a transformer; {type(pipe).__name__} has none")
+    if render.quantize is not None:
+        import torchao.quantization as quantization
+
+        config = getattr(quantization, QUANT_TYPES[render.quantize])
+        for denoiser in denoisers:
+            quantization.quantize_(denoiser, config())
     if render.attention_backend is not None:
         for denoiser in denoisers:
             denoiser.set_attention_backend(render.attention_backend)

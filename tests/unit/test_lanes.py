@@ -57,12 +57,17 @@ def test_exact_lane_keeps_fingerprints_and_keys_and_each_lane_is_recorded():
     assert fingerprint_differences(exact, backend)[0].startswith("render.attention_backend")
 
     manifest = validate(pa.table({"prompt": ["a", "b"], "seed": [1, 2]}))
+
+    def keys(**lanes):
+        return make_plan(manifest, 1, lane=key_text(RenderSettings(**lanes))).rows["key"]
+
     plain = make_plan(manifest, 1).rows["key"].to_pylist()
-    assert make_plan(manifest, 1, lane=key_text(None)).rows["key"].to_pylist() == plain
-    taylor = make_plan(manifest, 1, lane=key_text("taylorseer:3")).rows["key"].to_pylist()
-    pab = make_plan(manifest, 1, lane=key_text("pab:2")).rows["key"].to_pylist()
-    assert len({*plain, *taylor, *pab}) == 6  # a cached clip never shares an exact key
-    assert key_text("taylorseer:3") == key_text("TaylorSeer:3")  # one spelling, one key
+    assert keys(attention_backend="_native_math").to_pylist() == plain  # kernels: same key
+    lanes = (dict(cache="taylorseer:3"), dict(cache="pab:2"), dict(quantize="int8wo"))
+    lanes += (dict(cache="pab:2", quantize="int8wo"),)
+    every = [*plain, *(key for lane in lanes for key in keys(**lane).to_pylist())]
+    assert len(set(every)) == len(every)  # approximate lanes never share an exact key
+    assert keys(cache="taylorseer:3") == keys(cache="TaylorSeer:3")  # one spelling, one key
 
 
 def _family(name: str):
@@ -84,6 +89,21 @@ def test_validation_refuses_what_cannot_run_before_anything_starts():
         check_lanes(RenderSettings(cache="taylorseer"), [_family("null")])
 
 
+def test_quantize_needs_torchao_and_a_known_type(monkeypatch):
+    import importlib.util
+
+    tiny = [_family("tiny")]
+    check_lanes(RenderSettings(quantize="int8wo"), tiny)
+    with pytest.raises(ConfigError, match="choose one of int8wo, int8dq, float8wo"):
+        check_lanes(RenderSettings(quantize="int3"), tiny)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name)
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'promptreel\[quantize\]'"):
+        check_lanes(RenderSettings(quantize="int8wo"), tiny)
+
+
 def test_cli_refuses_a_lane_with_exit_2_naming_it(tmp_path, capsys):
     manifest = write_manifest(tmp_path / "m.parquet", [{"prompt": "a", "seed": 1}])
     cases = (
@@ -99,16 +119,18 @@ def test_cli_refuses_a_lane_with_exit_2_naming_it(tmp_path, capsys):
     assert "batches of 1:" in capsys.readouterr().out
 
 
-def _denoiser_facts(model: str) -> tuple[bool, bool]:
-    """(any attention processor takes a backend, the denoiser takes step caches)."""
+def _denoiser_facts(model: str) -> tuple[bool, bool, bool]:
+    """(any attention processor takes a backend, the denoiser takes step caches, it is a
+    transformer: what --quantize quantizes)."""
     from diffusers import DiffusionPipeline
     from diffusers.models.cache_utils import CacheMixin
 
     pipe = DiffusionPipeline.from_pretrained(model)
-    denoiser = getattr(pipe, "transformer", None) or pipe.unet
+    transformer = getattr(pipe, "transformer", None)
+    denoiser = transformer or pipe.unet
     processors = [getattr(m, "processor", None) for m in denoiser.modules()]
     takes_backend = any(hasattr(p, "_attention_backend") for p in processors if p is not None)
-    return takes_backend, isinstance(denoiser, CacheMixin)
+    return takes_backend, isinstance(denoiser, CacheMixin), transformer is not None
 
 
 @pytest.mark.parametrize(
@@ -119,8 +141,9 @@ def test_registry_says_what_the_checkpoint_takes(name):
 
     model = checkpoint(name)
     family = resolve_model(model).family
-    takes_backend, takes_caches = _denoiser_facts(model)
+    takes_backend, takes_caches, transformer = _denoiser_facts(model)
     assert (ATTENTION in family.lanes) == takes_backend, family.name
+    assert ("quantize" in family.lanes) == transformer, family.name
     cache_lanes = set(family.lanes) & set(CACHE_KINDS)
     assert cache_lanes <= ({*CACHE_KINDS} if takes_caches else set()), family.name
 
@@ -157,6 +180,7 @@ def test_lanes_as_an_actor_applies_them():
     lanes = [
         ("exact", {}),
         ("pab", {"cache": "pab:2"}),
+        ("int8", {"quantize": "int8wo"}),
         ("math", {"attention_backend": "_native_math"}),
     ]
     done = subprocess.run(
@@ -172,9 +196,10 @@ def test_lanes_as_an_actor_applies_them():
     frames = {name: np.array(pixels) for name, (pixels, _) in result.items()}
     math_moved = int(np.abs(frames["math"] - frames["exact"]).max())
     cache_moved = int(np.abs(frames["pab"] - frames["exact"]).max())
-    print(f"max uint8 move vs exact: _native_math {math_moved}, pab:2 {cache_moved}")
+    int8_moved = int(np.abs(frames["int8"] - frames["exact"]).max())
+    print(f"max uint8 move vs exact: math {math_moved}, pab:2 {cache_moved}, int8 {int8_moved}")
     assert math_moved <= 2  # kernel order only
-    assert cache_moved > 2  # reused attention: other pixels (measured: 30)
+    assert cache_moved > 2 and int8_moved > 2  # reused attention, int8 weights: other pixels
 
 
 def test_maskless_backends_are_those_this_diffusers_refuses_a_mask_in():

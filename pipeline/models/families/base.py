@@ -38,7 +38,7 @@ DEFAULT_FIELDS = (
 NEGATIVE_PREFIX = "negative_"  # prompt_embeds -> negative_prompt_embeds, and so on
 # Speed lanes (pipeline/models/lanes.py): the attention backend, then the step caches.
 ATTENTION_LANE = "attention"
-DIT_LANES = (ATTENTION_LANE, "first-block", "taylorseer", "pab")
+DIT_LANES = (ATTENTION_LANE, "first-block", "taylorseer", "pab", "quantize")
 # Image-to-video pipelines condition a whole call on one image: media rows render alone.
 ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
 

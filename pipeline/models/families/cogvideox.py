@@ -45,7 +45,7 @@ COGVIDEOX_15 = Family(
     shape=SHAPE,
     defaults=model_card_defaults(768, 1360, 81, 16, 50, 6.0),
     encode_text=encode_cogvideox,
-    lanes=("taylorseer", "pab"),  # attention: its processor calls SDPA itself
+    lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
     matches=is_v15,
     hub_hints=("cogvideox1.5", "cogvideox-1.5"),
 )
@@ -56,7 +56,7 @@ COGVIDEOX = Family(
     shape=SHAPE,
     defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
     encode_text=encode_cogvideox,
-    lanes=("taylorseer", "pab"),  # attention: its processor calls SDPA itself
+    lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
     hub_hints=("cogvideox",),
     notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
 )
@@ -66,7 +66,7 @@ I2V = dict(
     pipeline_classes=I2V_CLASSES,
     shape=SHAPE,
     encode_text=encode_cogvideox,
-    lanes=("taylorseer", "pab"),  # attention: its processor calls SDPA itself
+    lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
     batch_pixel_safe=False,
     batch_size_why=ONE_IMAGE_PER_CALL,
     media_inputs=("image",),

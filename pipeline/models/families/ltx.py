@@ -59,7 +59,7 @@ LTX_CONDITION = Family(
     shape=SHAPE,
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=256, names=NAMES),
-    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    lanes=(ATTENTION_LANE, "taylorseer", "pab", "quantize"),  # first-block: no blocks found
     attention_masks=True,
     params=PARAMS,
     matches=is_condition_pipeline,
@@ -72,7 +72,7 @@ LTX = Family(
     shape=SHAPE,
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=128, names=NAMES),
-    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    lanes=(ATTENTION_LANE, "taylorseer", "pab", "quantize"),  # first-block: no blocks found
     attention_masks=True,
     params=PARAMS,
     hub_hints=("ltx",),
@@ -88,7 +88,7 @@ LTX_I2V = Family(
     # 161 frames, 50 steps, guidance 3 (the call's default), this negative, exported at 24 fps.
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=128, names=NAMES),
-    lanes=(ATTENTION_LANE, "taylorseer", "pab"),  # first-block: no blocks found
+    lanes=(ATTENTION_LANE, "taylorseer", "pab", "quantize"),  # first-block: no blocks found
     attention_masks=True,
     params=PARAMS,
     batch_pixel_safe=False,

@@ -28,7 +28,7 @@ MOCHI = Family(
     encode_text=encode_with(
         max_sequence_length=MAX_SEQUENCE_LENGTH, names=("prompt_embeds", "prompt_attention_mask")
     ),
-    lanes=("first-block", "taylorseer", "pab"),  # attention: SDPA itself
+    lanes=("first-block", "taylorseer", "pab", "quantize"),  # attention: SDPA itself
     min_inference_steps=2,
     hub_hints=("mochi",),
 )
