@@ -12,10 +12,14 @@
 - `--quantize TYPE`: torchao quantization of the transformer(s) after loading (`quantize_`).
   Other weights, other pixels: keyed like a cache. Needs torchao (`promptreel[quantize]`).
 
-Which lanes a family takes is its adapter's `lanes` (`promptreel models` prints them);
-tests/unit/test_lanes.py checks each against a real checkpoint of the family. Validation
-runs before Ray starts: a lane a row's family does not take is exit 2, naming both.
-No torch or diffusers at import: validate and plan run without them.
+Which lanes a family takes is its adapter's `lanes` (`promptreel models` prints them),
+measured with bench/lanes.py on each family's tiny checkpoint; tests/unit/test_lanes.py
+checks, per family, that "attention" is listed exactly where a processor takes a backend,
+caches only where the denoiser has diffusers' cache hooks and "quantize" exactly where it is
+a transformer. Validation runs before Ray
+starts: a lane a row's family does not take is exit 2, naming both. No torch or diffusers at
+import (validate and plan run without them); --attention-backend imports diffusers to check
+the name against it.
 """
 
 from __future__ import annotations
