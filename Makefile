@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	# The CPU wheel, pinned: an unpinned torch pulls gigabytes of CUDA packages.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# torchao (--quantize) beside the venv, not in it: diffusers imports it in every process
+	# when installed (+1.1 s per actor start, measured); only the quantize test's process
+	# puts this folder on its path (tests/unit/test_lanes.py).
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/side 'torchao>=0.14'
 	touch $(STAMP)
 
 demo: $(STAMP)

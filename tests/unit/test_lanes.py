@@ -5,6 +5,7 @@ pixels in a fresh process, as a render actor applies it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -90,18 +91,19 @@ def test_validation_refuses_what_cannot_run_before_anything_starts():
 
 
 def test_quantize_needs_torchao_and_a_known_type(monkeypatch):
+    """The test environment keeps torchao out of the venv (Makefile): refused here, named."""
     import importlib.util
 
     tiny = [_family("tiny")]
-    check_lanes(RenderSettings(quantize="int8wo"), tiny)
     with pytest.raises(ConfigError, match="choose one of int8wo, int8dq, float8wo"):
         check_lanes(RenderSettings(quantize="int3"), tiny)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name)
-    )
+    assert importlib.util.find_spec("torchao") is None
     with pytest.raises(ConfigError, match=r"pip install 'promptreel\[quantize\]'"):
         check_lanes(RenderSettings(quantize="int8wo"), tiny)
+    side = str(REPO / ".venv" / "side")  # with it on the path (as the lane test below)
+    monkeypatch.syspath_prepend(side)
+    importlib.invalidate_caches()
+    check_lanes(RenderSettings(quantize="int8wo"), tiny)
 
 
 def test_cli_refuses_a_lane_with_exit_2_naming_it(tmp_path, capsys):
@@ -183,12 +185,15 @@ def test_lanes_as_an_actor_applies_them():
         ("int8", {"quantize": "int8wo"}),
         ("math", {"attention_backend": "_native_math"}),
     ]
+    side = REPO / ".venv" / "side"  # torchao, installed there by `make test` (Makefile)
+    assert (side / "torchao").is_dir(), f"no torchao in {side}: run `make test` once"
     done = subprocess.run(
         [sys.executable, "-c", LANE_SCRIPT, str(ensure_tiny_model()), json.dumps(lanes)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(side), str(REPO)])},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.splitlines()[-1])
