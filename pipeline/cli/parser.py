@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from pipeline.cli.lanes import add_lane_args, lane_settings, lanes_need_batch_one
 from pipeline.cli.scoring import add_score_args, add_score_command, score_settings
 from pipeline.config import (
     ClusterSettings,
@@ -20,7 +21,6 @@ from pipeline.errors import ConfigError
 from pipeline.media.fit import RESIZE_POLICIES
 from pipeline.models import describe as models
 from pipeline.models import resolve_model
-from pipeline.models.lanes import canonical_cache, parse_cache
 
 EPILOG = """exit codes: 0 all items ok; 2 bad input or configuration (nothing rendered);
 3 the run finished but some items failed (they are in the catalog with their error);
@@ -160,29 +160,7 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     pixels.add_argument(
         "--vae-tiling", action="store_true", help="decode in tiles: less memory, changes pixels"
     )
-    pixels.add_argument(
-        "--attention-backend",
-        default=None,
-        metavar="NAME",
-        help="speed lane: diffusers' attention kernel (flash, _flash_3, sage, _native_cudnn, "
-        "...; on CPU native, _native_math, _native_flash); same math, bits move with kernel "
-        "order (default: diffusers' native)",
-    )
-    pixels.add_argument(
-        "--cache",
-        default=None,
-        metavar="KIND[:VALUE]",
-        help="speed lane: a step cache, first-block[:THRESHOLD] (needs --batch-size 1), "
-        "taylorseer[:INTERVAL] or pab[:SKIP]; other pixels, so it is part of every key. "
-        "`promptreel models` lists the families that take it",
-    )
-    pixels.add_argument(
-        "--quantize",
-        default=None,
-        choices=("int8wo", "int8dq", "float8wo"),
-        help="speed lane: torchao quantization of the transformer (needs torchao); other "
-        "pixels, so it is part of every key",
-    )
+    add_lane_args(pixels)
     pixels.add_argument(
         "--format",
         default=d_encode.format,
@@ -367,9 +345,9 @@ def default_batch_size(model: str) -> int:
 
 def config_from_args(args) -> RunConfig:
     device = args.device or ("cuda" if args.gpus_per_actor > 0 else "cpu")
-    cache = canonical_cache(args.cache)
+    lanes = lane_settings(args)
     batch_size = args.batch_size or default_batch_size(args.model)
-    if cache is not None and parse_cache(cache).kind.per_batch and args.batch_size is None:
+    if lanes_need_batch_one(lanes) and args.batch_size is None:
         batch_size = 1  # a cache that decides per batch renders each request alone
     return RunConfig(
         manifest=args.manifest,
@@ -383,9 +361,7 @@ def config_from_args(args) -> RunConfig:
             compile=args.compile,
             offload=args.offload,
             vae_tiling=args.vae_tiling,
-            attention_backend=args.attention_backend,
-            cache=cache,
-            quantize=args.quantize,
+            **lanes,
         ),
         encode=EncodeSettings(format=args.format),
         cluster=ClusterSettings(
