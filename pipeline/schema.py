@@ -27,10 +27,12 @@ PARAM_COLUMNS = ("height", "width", "num_frames", "fps", "num_inference_steps", 
 # Family-specific per-row parameters (guidance_scale_2, decode_timestep, ...): one column
 # each, null for rows whose family does not take it (pipeline/models/families/).
 FAMILY_PARAM_COLUMNS = FAMILY_PARAM_NAMES
-# Media inputs of conditioned families (image-to-video, first-and-last frame): each cell a
-# local path or any fsspec URL. The key hashes their content (MEDIA_HASH_COLUMNS), never the
-# URL; `resize` says how an image is fitted to the row's size (pipeline/media/fit.py).
-MEDIA_COLUMNS = ("image", "last_image")
+# Media inputs of conditioned families (image-to-video, first-and-last frame, video-to-video):
+# each cell a local path or any fsspec URL. The key hashes their content (MEDIA_HASH_COLUMNS),
+# never the URL; `resize` says how an image (or each video frame) is fitted to the row's
+# size (pipeline/media/fit.py). VIDEO_COLUMNS hold videos (pipeline/media/video.py).
+MEDIA_COLUMNS = ("image", "last_image", "video")
+VIDEO_COLUMNS = ("video",)
 MEDIA_HASH_SUFFIX = "_sha256"
 MEDIA_HASH_COLUMNS = tuple(name + MEDIA_HASH_SUFFIX for name in MEDIA_COLUMNS)
 RESIZE = "resize"

@@ -1,7 +1,8 @@
 """Media inputs inside a render actor: each actor fetches its own (never through Ray's
 object store), checks the bytes are the ones validation hashed, decodes them as diffusers'
-`load_image` does and fits them to the item's size. Decoded images are cached by content
-hash (a bounded LRU), so rows sharing an image fetch it once per actor."""
+`load_image` / `load_video` do and fits them to the item's size. Decoded media are cached
+by content hash (bounded LRUs: images by count, videos by decoded bytes), so rows sharing a
+file fetch it once per actor."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 
 from pipeline.media.fit import fit_image
 from pipeline.media.probe import decode_image
-from pipeline.media.source import MediaLimits, read_verified
+from pipeline.media.source import MediaError, MediaLimits, read_verified
+from pipeline.media.video import decode_video
 from pipeline.plan.batches import Item, MediaInput
+from pipeline.schema import VIDEO_COLUMNS
 
 
 @dataclass
@@ -19,25 +22,54 @@ class MediaFetcher:
     limits: MediaLimits = field(default_factory=MediaLimits)
     storage_options: dict | None = None
     capacity: int = 32  # decoded images kept per actor
+    video_bytes: int = 1 << 30  # decoded video frames kept per actor (RGB bytes)
     _images: OrderedDict = field(default_factory=OrderedDict)
+    _videos: OrderedDict = field(default_factory=OrderedDict)
     fetches: int = 0
 
     def inputs(self, item: Item) -> dict:
-        """`__call__` keywords (image=, last_image=) for the item, fitted to its size."""
-        return {
-            media.name: fit_image(self.image(media), item.width, item.height, item.resize or "crop")
-            for media in item.media
-        }
+        """`__call__` keywords (image=, last_image=, video=) for the item, fitted to its size:
+        a video is its first num_frames frames, each fitted like an image."""
+        fitted = {}
+        for media in item.media:
+            policy = item.resize or "crop"
+            if media.name in VIDEO_COLUMNS:
+                frames = self.video(media, item.num_frames)
+                fitted[media.name] = [fit_image(f, item.width, item.height, policy) for f in frames]
+            else:
+                fitted[media.name] = fit_image(self.image(media), item.width, item.height, policy)
+        return fitted
 
     def image(self, media: MediaInput):
         cached = self._images.get(media.sha256)
         if cached is not None:
             self._images.move_to_end(media.sha256)
             return cached
-        data = read_verified(media.uri, media.sha256, self.limits, self.storage_options)
-        self.fetches += 1
-        image = decode_image(data)
+        image = decode_image(self._read(media))
         self._images[media.sha256] = image
         while len(self._images) > self.capacity:
             self._images.popitem(last=False)
         return image
+
+    def video(self, media: MediaInput, frames: int) -> list:
+        """The video's first `frames` frames (decoding only those; a row wanting more than
+        the cache holds decodes again)."""
+        cached = self._videos.get(media.sha256)
+        if cached is not None and len(cached) >= frames:
+            self._videos.move_to_end(media.sha256)
+            return cached[:frames]
+        decoded = decode_video(self._read(media), frames)
+        if len(decoded) < frames:  # validation counted more: a stream that stops early
+            raise MediaError(f"the video decodes to {len(decoded)} frames, the row needs {frames}")
+        self._videos[media.sha256] = decoded
+        while len(self._videos) > 1 and _size(self._videos) > self.video_bytes:
+            self._videos.popitem(last=False)
+        return decoded
+
+    def _read(self, media: MediaInput) -> bytes:
+        self.fetches += 1
+        return read_verified(media.uri, media.sha256, self.limits, self.storage_options)
+
+
+def _size(videos: OrderedDict) -> int:
+    return sum(f.width * f.height * 3 for frames in videos.values() for f in frames)

@@ -129,8 +129,10 @@ class Renderer:
             generator=generators if len(generators) > 1 else generators[0],
             output_type="np",
         )
+        if self.family.frames_from_video:  # the clip is as long as the video given
+            del kwargs["num_frames"]
         kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
-        kwargs.update(media or {})  # image, last_image: fitted to (height, width)
+        kwargs.update(media or {})  # image, last_image, video: fitted to (height, width)
         prompts = [i.prompt for i in items]
         negatives = [i.negative_prompt for i in items]
         if self.cache is None or self.family.encode_text is None:

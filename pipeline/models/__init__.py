@@ -23,6 +23,10 @@ from pipeline.models.hub import family_from_model_index, pin_hub_model, pinned_s
 
 # A checkpoint may carry its own family and defaults (the embedded tiny model does).
 PROMPTREEL_META = "promptreel.json"
+# A text-to-video checkpoint loaded as its family's video-to-video pipeline (same weights:
+# `WanVideoToVideoPipeline.from_pretrained` on a T2V repo, as diffusers documents). Rows
+# that give a `video` get it appended to their model spec at validate.
+VIDEO_TASK = "#v2v"
 _FULL_HASH_LIMIT = 64 * 2**20  # hash small checkpoints whole, big ones by structure
 
 
@@ -33,17 +37,22 @@ class ModelRef:
     family: Family
     location: str = ""  # directory or hub id; for "tiny" resolved when first loaded
     revision: str | None = None  # hub: the full commit sha the spec resolved to
+    task: str = ""  # VIDEO_TASK: loaded as family.pipeline_classes[0], not its own class
 
     @property
     def pinned_spec(self) -> str:
         """A spec naming exactly these weights: what actors on other nodes resolve."""
-        return pinned_spec(self.location, self.revision) if self.kind == "hub" else self.spec
+        if self.kind != "hub":
+            return self.spec
+        return pinned_spec(self.location, self.revision) + self.task
 
 
 @lru_cache(maxsize=64)
 def resolve_model(spec: str) -> ModelRef:
     """Map a --model value or a manifest `model` cell to a ModelRef, or raise ConfigError."""
     spec = spec.strip()
+    if spec.endswith(VIDEO_TASK):
+        return _as_video_to_video(spec, resolve_model(spec.removesuffix(VIDEO_TASK)))
     if spec in ("tiny", "null"):
         return ModelRef(spec, spec, FAMILIES[spec])
     path = Path(spec).expanduser()
@@ -52,6 +61,16 @@ def resolve_model(spec: str) -> ModelRef:
     if spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]:
         raise ConfigError(f"model {spec!r}: no such local directory")
     return _resolve_hub_model(spec)
+
+
+def _as_video_to_video(spec: str, ref: ModelRef) -> ModelRef:
+    video_family = ref.family.video_family
+    if video_family is None:
+        raise ConfigError(
+            f"model {ref.spec!r} ({ref.family.name} family) takes no source video: rows with "
+            "a `video` need a video-to-video model (see `promptreel models`)"
+        )
+    return ModelRef(spec, ref.kind, FAMILIES[video_family], ref.location, ref.revision, VIDEO_TASK)
 
 
 def _resolve_hub_model(spec: str) -> ModelRef:
@@ -108,9 +127,9 @@ def model_fingerprint(ref: ModelRef) -> str:
     """Content hash naming exactly which weights render; part of every item key."""
     if ref.kind == "null":
         return "null-v1"
-    if ref.kind == "hub":
-        return f"hub:{ref.location}@{ref.revision}"  # a full commit sha, never a branch
-    return "dir:" + directory_digest(Path(model_location(ref)))
+    if ref.kind == "hub":  # a full commit sha, never a branch
+        return f"hub:{ref.location}@{ref.revision}{ref.task}"
+    return "dir:" + directory_digest(Path(model_location(ref))) + ref.task
 
 
 def directory_digest(root: Path, only: str | None = None) -> str:

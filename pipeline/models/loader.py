@@ -18,15 +18,17 @@ def load_pipeline(ref: ModelRef, settings: RenderSettings):
         from pipeline.models.null import NullPipeline
 
         return NullPipeline()
+    import diffusers
     import torch
-    from diffusers import DiffusionPipeline
 
+    # Its own class from model_index.json, or the one its task names (VIDEO_TASK).
+    loader = getattr(diffusers, ref.family.pipeline_classes[0]) if ref.task else None
     if settings.dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {settings.dtype!r}")
     if settings.offload not in OFFLOAD_MODES:
         raise ConfigError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}")
     try:
-        pipe = DiffusionPipeline.from_pretrained(
+        pipe = (loader or diffusers.DiffusionPipeline).from_pretrained(
             model_location(ref),
             revision=ref.revision,
             dtype=getattr(torch, settings.dtype),

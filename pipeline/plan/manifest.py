@@ -16,7 +16,13 @@ from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
 from pipeline.plan.lora_rows import lora_column
-from pipeline.plan.media_rows import MediaOptions, manifest_folder, media_columns
+from pipeline.plan.media_rows import (
+    MediaOptions,
+    check_strength,
+    manifest_folder,
+    media_columns,
+    video_task_models,
+)
 from pipeline.plan.readers import read_manifest
 from pipeline.plan.seed_aliases import seed_aliases
 from pipeline.schema import (
@@ -226,6 +232,8 @@ def validate(
     _check_steps(params["num_inference_steps"], codes, families, resolved, problems)
     normalised = {PRIORITY: _priority(table, problems), VARIANTS: _variants(table, problems)}
     family_params = _family_params(table, models, codes, families, resolved, problems)
+    strength = family_params[FAMILY_PARAM_COLUMNS.index("strength")]
+    check_strength(strength, params["num_inference_steps"], problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
     negative = pc.coalesce(
@@ -295,9 +303,12 @@ def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:
 
 
 def _models(table: pa.Table, default_model: str, problems: _Problems):
-    """Model specs with the default filled, per-row code, family per code, resolved mask."""
+    """Model specs with the default filled (video rows: see video_task_models), per-row
+    code, family per code, resolved mask."""
     models = _to_text(table, "model")
     models = pc.if_else(_blank(models), default_model, models)
+    if "video" in table.column_names:
+        models = video_task_models(models, pc.invert(_blank(_to_text(table, "video"))))
     encoded = pc.dictionary_encode(models).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     families = []

@@ -2,9 +2,12 @@
 
 Per row: the family takes the cell (a text family refuses an image, an image-to-video family
 needs one), `resize` is a known policy. Per distinct location: it exists, is within the
-limits, decodes as an image (pipeline/media/probe.py); its content hash goes in the row (the
-key hashes content, never the URL). A row that gives no height and no width gets them from
-its image's aspect ratio at the family's default area. All problems are reported by row.
+limits, decodes as an image (pipeline/media/probe.py) or, in a video column, as a video
+(pipeline/media/video.py); its content hash goes in the row (the key hashes content, never
+the URL). A row that gives no height and no width gets them from its image's (else its
+video's) aspect ratio at the family's default area. A video row uses the first num_frames
+frames of its video: it must have that many, and a row that gives no num_frames takes the
+most its video covers, up to the family's default. All problems are reported by row.
 
 Relative paths are resolved against the manifest's folder (local or remote), so a manifest
 and its images can move together. Files are read one at a time: the driver never holds more
@@ -23,34 +26,55 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.errors import ConfigError
 from pipeline.media.fit import RESIZE_POLICIES, derive_size
-from pipeline.media.probe import ImageInfo, probe_image
+from pipeline.media.probe import probe_image
 from pipeline.media.source import MediaError, MediaLimits, read_media, stat_media
-from pipeline.schema import MEDIA_COLUMNS, RESIZE
+from pipeline.media.video import probe_video
+from pipeline.models import VIDEO_TASK, resolve_model
+from pipeline.schema import MEDIA_COLUMNS, RESIZE, VIDEO_COLUMNS
 
 DEFAULT_RESIZE = "crop"
 STAT_THREADS = 16
+IMAGE, VIDEO = "image", "video"  # what a media column holds
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What a location turned out to be: the facts, or why it cannot be used."""
+
+    sha256: str | None = None
+    width: int = 0
+    height: int = 0
+    frames: int = 1  # a video's frame count
+    problem: str = ""
+
+
+def kind_of(column: str) -> str:
+    return VIDEO if column in VIDEO_COLUMNS else IMAGE
 
 
 @dataclass
 class MediaHashes:
     """Content facts by (location, size, version): a resume re-reads only changed files.
-    A store that reports no version (no mtime, no ETag) is always re-read."""
+    A store that reports no version (no mtime, no ETag) is always re-read. Entries of
+    videos hold their frame count (`frames`); an entry read as the other kind is a miss."""
 
     entries: dict[str, dict] = field(default_factory=dict)
     changed: bool = False
 
-    def get(self, stat) -> dict | None:
+    def get(self, stat, kind: str = IMAGE) -> dict | None:
         entry = self.entries.get(stat.url)
-        if not stat.version or entry is None:
+        if not stat.version or entry is None or entry.get("kind", IMAGE) != kind:
             return None
         return entry if (entry["size"], entry["version"]) == (stat.size, stat.version) else None
 
-    def put(self, stat, info: ImageInfo) -> None:
-        self.entries[stat.url] = dict(
-            size=stat.size, version=stat.version, sha256=info.sha256, width=info.width,
-            height=info.height,
-        )  # fmt: skip
+    def put(self, stat, kind: str, cell: _Cell) -> None:
+        entry = dict(size=stat.size, version=stat.version, sha256=cell.sha256)
+        entry.update(width=cell.width, height=cell.height)
+        if kind == VIDEO:
+            entry.update(kind=VIDEO, frames=cell.frames)
+        self.entries[stat.url] = entry
         self.changed = True
 
     def to_json(self) -> str:
@@ -73,16 +97,6 @@ class MediaOptions:
     lora: str | None = None
 
 
-@dataclass(frozen=True)
-class _Cell:
-    """What a location turned out to be: the facts, or why it cannot be used."""
-
-    sha256: str | None = None
-    width: int = 0
-    height: int = 0
-    problem: str = ""
-
-
 def manifest_folder(url: str) -> str:
     """The folder of a manifest location (local path or URL), for relative media paths."""
     return posixpath.dirname(url) if "://" in url else os.path.dirname(os.path.abspath(url))
@@ -102,13 +116,33 @@ def resolve_location(value: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, value))
 
 
+def video_task_models(models: pa.ChunkedArray, gives_video: pa.ChunkedArray):
+    """Rows giving a `video` to a checkpoint whose family has a video-to-video pipeline get
+    that pipeline (spec + VIDEO_TASK), as diffusers does it:
+    `WanVideoToVideoPipeline.from_pretrained(<the T2V repo>)`. Others keep their spec (and
+    their family refuses the video, naming it)."""
+    distinct = pc.unique(pc.filter(models, gives_video)).to_pylist()
+    switching = [spec for spec in distinct if _has_video_family(spec)]
+    if not switching:
+        return models
+    switch = pc.and_(gives_video, pc.is_in(models, value_set=pa.array(switching)))
+    return pc.if_else(switch, pc.binary_join_element_wise(models, VIDEO_TASK, ""), models)
+
+
+def _has_video_family(spec: str) -> bool:
+    try:
+        return resolve_model(spec).family.video_family is not None
+    except (ConfigError, OSError, ValueError):  # reported with the row's model
+        return False
+
+
 def media_columns(table, text_of, codes, families, resolved, params, problems, options):
     """The validated media columns (MEDIA_COLUMNS, RESIZE, then the hash columns) and, in
     `params`, sizes derived for media rows that give none."""
     n = table.num_rows
     names = table.column_names
     family_of = [families[c] for c in codes.tolist()]
-    locations, cells = {}, {}
+    locations, cells, sizing = {}, {}, {}
     for name in MEDIA_COLUMNS:
         values = text_of(table, name) if name in names else pa.nulls(n, pa.string())
         given = _given(values)
@@ -129,21 +163,29 @@ def media_columns(table, text_of, codes, families, resolved, params, problems, o
     # bytes are then read one at a time, only where the hash cache cannot answer.
     with ThreadPoolExecutor(STAT_THREADS) as pool:
         stats = dict(zip(urls, pool.map(lambda url: _stat(url, options), urls), strict=True))
-    for url in urls:
-        cells[url] = _inspect(url, stats[url], options)
+    needed = dict.fromkeys(
+        (kind_of(name), url) for name in MEDIA_COLUMNS for url in locations[name].values()
+    )
+    for kind, url in needed:
+        cells[kind, url] = _inspect(url, kind, stats[url], options)
     columns, hashes = [], []
     for name in MEDIA_COLUMNS:
-        found = locations[name]
-        for row, url in found.items():
-            problem = cells[url].problem
+        found = {row: cells[kind_of(name), url] for row, url in locations[name].items()}
+        for row, url in locations[name].items():
+            problem = found[row].problem
             if problem:  # fetch errors name the location; probe errors do not
                 problems.extend([row], name, [problem if url in problem else f"{problem} ({url})"])
-        columns.append(_column(n, found, lambda url: url))
-        hashes.append(_column(n, found, lambda url: cells[url].sha256))
+        columns.append(_column(n, locations[name]))
+        hashes.append(_column(n, {row: cell.sha256 for row, cell in found.items()}))
+        found = {row: cell for row, cell in found.items() if not cell.problem}
+        if kind_of(name) == VIDEO:
+            _video_frames(table, name, found, family_of, params, problems)
+        for row, cell in found.items():  # the first media cell of a row sizes it
+            sizing.setdefault(row, cell)
     has_media = np.zeros(n, bool)
     has_media[[r for found in locations.values() for r in found]] = True
     columns.append(_resize(table, text_of, has_media, problems, options.resize))
-    _derive_sizes(table, locations.get("image", {}), cells, family_of, params)
+    _derive_sizes(table, sizing, family_of, params)
     return [*columns, *hashes]
 
 
@@ -170,12 +212,13 @@ def _not_taken(name: str, family) -> str:
     takes = ", ".join(family.media_inputs) or "none"
     return (
         f"{family.name} models do not take {name} (their media inputs: {takes}); "
-        "use an image-to-video model or drop the cell (see `promptreel models`)"
+        f"use a model that takes {name} or drop the cell (see `promptreel models`)"
     )
 
 
 def _needed(name: str, family) -> str:
-    return f"expected a path or URL of an image: {family.name} models need {name}"
+    what = "a video" if kind_of(name) == VIDEO else "an image"
+    return f"expected a path or URL of {what}: {family.name} models need {name}"
 
 
 def _stat(url: str, options: MediaOptions):
@@ -185,28 +228,33 @@ def _stat(url: str, options: MediaOptions):
         return exc
 
 
-def _inspect(url: str, stat, options: MediaOptions) -> _Cell:
-    """The hash cache, or one read + probe. Never raises for a bad file."""
+def _inspect(url: str, kind: str, stat, options: MediaOptions) -> _Cell:
+    """The hash cache, or one read + probe as `kind`. Never raises for a bad file."""
     try:
         if isinstance(stat, MediaError):
             raise stat
-        known = options.hashes.get(stat) if options.hashes is not None else None
+        known = options.hashes.get(stat, kind) if options.hashes is not None else None
         if known is not None:
-            return _Cell(known["sha256"], known["width"], known["height"])
+            return _Cell(known["sha256"], known["width"], known["height"], known.get("frames", 1))
         data = read_media(url, options.limits, options.storage_options)
-        info = probe_image(data, options.limits)
+        if kind == VIDEO:
+            video = probe_video(data, options.limits)
+            cell = _Cell(video.sha256, video.width, video.height, video.frames)
+        else:
+            image = probe_image(data, options.limits)
+            cell = _Cell(image.sha256, image.width, image.height)
         del data  # one file's bytes at a time
         if options.hashes is not None:
-            options.hashes.put(stat, info)
-        return _Cell(info.sha256, info.width, info.height)
+            options.hashes.put(stat, kind, cell)
+        return cell
     except MediaError as exc:
         return _Cell(problem=str(exc))
 
 
-def _column(n: int, found: dict[int, str], value_of) -> pa.Array:
+def _column(n: int, found: dict[int, str | None]) -> pa.Array:
     values = [None] * n
-    for row, url in found.items():
-        values[row] = value_of(url)
+    for row, value in found.items():
+        values[row] = value
     return pa.array(values, pa.string())
 
 
@@ -225,15 +273,37 @@ def _resize(table, text_of, has_media, problems, default: str) -> pa.Array:
     return pc.if_else(pa.array(has_media), values, pa.scalar(None, pa.string()))
 
 
-def _derive_sizes(table, images: dict[int, str], cells, family_of, params) -> None:
-    """Rows with an image and neither height nor width: the image's aspect ratio at the
+def _video_frames(table, name: str, found: dict[int, _Cell], family_of, params, problems):
+    """A video row renders its video's first num_frames frames: refuse a row asking for more
+    than the video has; a row giving none takes the most its video covers (valid for the
+    family), up to the family's default."""
+    given_frames = "num_frames" in table.column_names
+    for row, cell in found.items():
+        shape = family_of[row].shape
+        covered = (cell.frames - 1) // shape.frame_step * shape.frame_step + 1
+        if shape.max_frames:
+            covered = min(covered, shape.max_frames)
+        if given_frames and _cell_given(table, "num_frames", row):
+            wanted = int(params["num_frames"][row])
+            if wanted > cell.frames:
+                problems.extend(
+                    [row],
+                    name,
+                    [
+                        f"the video has {cell.frames} frames and this row asks for "
+                        f"num_frames={wanted} (at most {covered} for {family_of[row].name})"
+                    ],
+                )
+            continue
+        params["num_frames"][row] = min(int(params["num_frames"][row]), covered)
+
+
+def _derive_sizes(table, sizing: dict[int, _Cell], family_of, params) -> None:
+    """Rows with an image (or video) and neither height nor width: its aspect ratio at the
     family's default area, rounded to its side multiple (as the Wan I2V model card does)."""
     names = table.column_names
-    for row, url in images.items():
-        cell = cells[url]
-        if cell.problem or any(
-            _cell_given(table, n, row) for n in ("height", "width") if n in names
-        ):
+    for row, cell in sizing.items():
+        if any(_cell_given(table, n, row) for n in ("height", "width") if n in names):
             continue
         family = family_of[row]
         height, width = derive_size(
@@ -245,3 +315,20 @@ def _derive_sizes(table, images: dict[int, str], cells, family_of, params) -> No
 def _cell_given(table, name: str, row: int) -> bool:
     value = table[name][row].as_py()
     return value is not None and str(value).strip() != ""
+
+
+def check_strength(strength: pa.Array, steps: np.ndarray, problems) -> None:
+    """Video-to-video denoises the last int(num_inference_steps * strength) steps (diffusers'
+    get_timesteps): a row where that is 0 would render nothing of the prompt."""
+    values = np.asarray(strength.to_numpy(zero_copy_only=False), float)
+    with np.errstate(invalid="ignore"):
+        empty = np.flatnonzero(np.floor(values * steps) < 1)
+    problems.extend(
+        empty,
+        "strength",
+        [
+            "expected strength x num_inference_steps of at least 1 (diffusers denoises "
+            f"int(steps x strength) steps), got {float(values[r])!r} x {int(steps[r])}"
+            for r in empty.tolist()
+        ],
+    )

@@ -3,7 +3,8 @@
     job.json                         the job: fingerprint, pins, versions (jobjson.py)
     clips/<k0k1>/<key>.<ext>         one clip per item, named by key (ids never become paths)
     thumbs/<k0k1>/<key>.webp         its animated poster
-    inputs/<k0k1>/<key>.<name>.png   a media row's image(s) as the model got them (fitted)
+    inputs/<k0k1>/<key>.<name>.png   a media row's image(s) as the model got them (fitted;
+                                     a video's first frame)
     catalog.parquet, summary.json, report.html
     _state/ledger/part-*.parquet     the checkpoint (ledger.py)
     _state/scores/<name>/part-*.parquet  each scorer's checkpoint (score_<name> columns)

@@ -155,3 +155,34 @@ def png_bomb(
     path = Path(directory) / name
     path.write_bytes(forged_png_bytes(width, height))
     return path
+
+
+def moving_frames(width: int, height: int, count: int) -> np.ndarray:
+    """uint8 (count, height, width, 3): the pattern shifted one step right per frame."""
+    base = pattern(width, height)
+    return np.stack([np.roll(base, 3 * i, axis=1) for i in range(count)])
+
+
+def video_file(
+    directory: Path,
+    width: int = 32,
+    height: int = 32,
+    frames: int = 9,
+    name: str = "clip.mp4",
+) -> Path:
+    """A real H.264 mp4 (by our own encoder) of the moving pattern."""
+    from pipeline.config import EncodeSettings
+    from pipeline.outputs.encode import encode_clip
+
+    path = Path(directory) / name
+    path.write_bytes(encode_clip(moving_frames(width, height, frames), 8.0, EncodeSettings()))
+    return path
+
+
+def gif_video(
+    directory: Path, width: int = 32, height: int = 32, frames: int = 9, name: str = "clip.gif"
+) -> Path:
+    path = Path(directory) / name
+    images = [Image.fromarray(f) for f in moving_frames(width, height, frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+    return path

@@ -41,6 +41,7 @@ ATTENTION_LANE = "attention"
 DIT_LANES = (ATTENTION_LANE, "first-block", "taylorseer", "pab", "quantize")
 # Image-to-video pipelines condition a whole call on one image: media rows render alone.
 ONE_IMAGE_PER_CALL = "the pipeline takes one image per call: each media row renders alone"
+ONE_VIDEO_PER_CALL = "the pipeline takes one video per call: each video row renders alone"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,21 @@ class Param:
 
 def finite_at_least(low: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda v: np.isfinite(v) & (v >= low)
+
+
+def above_zero_up_to_one(v: np.ndarray) -> np.ndarray:
+    return np.isfinite(v) & (v > 0) & (v <= 1)
+
+
+# Video-to-video: how far the render may move from the source video (diffusers denoises
+# the last int(num_inference_steps * strength) steps; validate refuses a row where that is 0).
+STRENGTH = Param(
+    "strength",
+    default=0.8,
+    expected="a number above 0, at most 1",
+    ok=above_zero_up_to_one,
+    help="how far from the source video: 1 renders anew, lower keeps more of it",
+)
 
 
 def in_closed_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -138,6 +154,12 @@ class Family:
     # Its transformer passes an attention mask (padded text): backends that refuse one
     # (flash, sage, ...: lanes.MASKLESS_BACKENDS) are refused before any render.
     attention_masks: bool = False
+    # Video-to-video: `__call__` takes no num_frames; the clip is as long as the frames it
+    # is given (the row's num_frames first frames of its video).
+    frames_from_video: bool = False
+    # The family whose pipeline renders this family's checkpoints for rows giving a `video`
+    # (WanPipeline -> WanVideoToVideoPipeline, same weights); None: such rows are refused.
+    video_family: str | None = None
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]

@@ -1,6 +1,6 @@
 """Wan 2.1 and Wan 2.2 (A14B two experts, TI2V-5B): `WanPipeline`; image-to-video (Wan 2.1
 I2V with its CLIP image encoder, first-and-last frame through `last_image`; Wan 2.2 I2V A14B):
-`WanImageToVideoPipeline`.
+`WanImageToVideoPipeline`; video-to-video (Wan 2.1 with a source video): `WanVideoToVideoPipeline`.
 
 diffusers 0.42 `WanPipeline.__call__` rounds num_frames to 4k+1 and floors sides to
 multiples of vae_scale_factor_spatial * patch (16; 32 for TI2V-5B's 16x VAE) with only a
@@ -14,6 +14,8 @@ from __future__ import annotations
 from pipeline.models.families.base import (
     DIT_LANES,
     ONE_IMAGE_PER_CALL,
+    ONE_VIDEO_PER_CALL,
+    STRENGTH,
     Checkpoint,
     Family,
     Param,
@@ -90,6 +92,7 @@ WAN = Family(
     encode_text=encode_wan,
     lanes=DIT_LANES,
     hub_hints=("wan",),
+    video_family="wan2.1-v2v",
 )
 
 # WanImageToVideoPipeline.__call__ conditions the whole call on ONE image (its CLIP
@@ -150,5 +153,26 @@ WAN21_I2V = _i2v(
     hub_hints=("wan2.1-i2v",),  # not bare "i2v": CogVideoX and Hunyuan I2V ids have it
 )
 
+# WanVideoToVideoPipeline: the text-to-video checkpoints' components with a flow-matching
+# scheduler; it noises the VAE latents of the given frames by `strength` and denoises.
+WAN21_V2V = Family(
+    name="wan2.1-v2v",
+    title="Wan 2.1 video-to-video (a source `video`, `strength`)",
+    pipeline_classes=("WanVideoToVideoPipeline",),
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
+    encode_text=encode_wan,
+    lanes=DIT_LANES,
+    params=(STRENGTH,),
+    batch_pixel_safe=False,
+    batch_size_why=ONE_VIDEO_PER_CALL,
+    media_inputs=("video",),
+    media_required=("video",),
+    frames_from_video=True,
+    hub_hints=("v2v",),
+    notes="a `wan` (2.1 text-to-video) checkpoint renders its rows that give a `video` with "
+    "this pipeline, on the same weights (model spec + `#v2v`)",
+)
+
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
-FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN)
+FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN, WAN21_V2V)
