@@ -1,5 +1,6 @@
 """CogVideoX 2b / 5b / 1.5: `CogVideoXPipeline`; 5B I2V and 1.5 5B I2V:
-`CogVideoXImageToVideoPipeline` (a row's `image` is the first frame).
+`CogVideoXImageToVideoPipeline` (a row's `image` is the first frame); 2b / 5b with a source
+video: `CogVideoXVideoToVideoPipeline`.
 
 Frames 8k+1, not 4k+1 (measured with plain diffusers 0.42 on a tiny checkpoint: 5 frames
 requested render 8, 13 render 16; 9 and 17 render as asked). The VAE decodes latent
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 from pipeline.models.families.base import (
     ONE_IMAGE_PER_CALL,
+    ONE_VIDEO_PER_CALL,
+    STRENGTH,
     Checkpoint,
     Family,
     Shape,
@@ -59,6 +62,27 @@ COGVIDEOX = Family(
     lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
     hub_hints=("cogvideox",),
     notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
+    video_family="cogvideox-v2v",
+)
+# CogVideoXVideoToVideoPipeline on the 2b / 5b text-to-video weights: the frames given are
+# VAE-encoded and noised by `strength`; 8k+1 frames render as given (measured: 9 -> 9,
+# 17 -> 17; 5 -> 8, 13 -> 16), as for text-to-video.
+COGVIDEOX_V2V = Family(
+    name="cogvideox-v2v",
+    title="CogVideoX 2b / 5b video-to-video (a source `video`, `strength`)",
+    pipeline_classes=("CogVideoXVideoToVideoPipeline",),
+    shape=SHAPE,
+    defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
+    encode_text=encode_cogvideox,
+    lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
+    params=(STRENGTH,),
+    batch_pixel_safe=False,
+    batch_size_why=ONE_VIDEO_PER_CALL,
+    media_inputs=("video",),
+    media_required=("video",),
+    frames_from_video=True,
+    notes="a `cogvideox` (2b / 5b) checkpoint renders its rows that give a `video` with this "
+    "pipeline, on the same weights (model spec + `#v2v`)",
 )
 I2V_CLASSES = ("CogVideoXImageToVideoPipeline",)
 # __call__ encodes one image per prompt of the call: media rows render one per call.
@@ -91,4 +115,4 @@ COGVIDEOX_I2V = Family(
     notes="renders only at its sample size, 480x720 (learned positional embeddings)",
     **I2V,
 )
-FAMILIES = (COGVIDEOX_15_I2V, COGVIDEOX_I2V, COGVIDEOX_15, COGVIDEOX)
+FAMILIES = (COGVIDEOX_15_I2V, COGVIDEOX_I2V, COGVIDEOX_15, COGVIDEOX, COGVIDEOX_V2V)
