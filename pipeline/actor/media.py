@@ -27,14 +27,18 @@ class MediaFetcher:
     _videos: OrderedDict = field(default_factory=OrderedDict)
     fetches: int = 0
 
-    def inputs(self, item: Item) -> dict:
+    def inputs(self, item: Item, exact_frames: bool = True) -> dict:
         """`__call__` keywords (image=, last_image=, video=) for the item, fitted to its size:
-        a video is its first num_frames frames, each fitted like an image."""
+        a video is its first num_frames - frame_index frames (what the clip can hold from
+        the condition's frame on), each fitted like an image. `exact_frames`: the video
+        must have that many (video-to-video); else fewer is what the call gets (an LTX
+        condition video shorter than the clip)."""
         fitted = {}
         for media in item.media:
             policy = item.resize or "crop"
             if media.name in VIDEO_COLUMNS:
-                frames = self.video(media, item.num_frames)
+                count = item.num_frames - int(item.family_args().get("frame_index", 0))
+                frames = self.video(media, count, exact_frames)
                 fitted[media.name] = [fit_image(f, item.width, item.height, policy) for f in frames]
             else:
                 fitted[media.name] = fit_image(self.image(media), item.width, item.height, policy)
@@ -51,7 +55,7 @@ class MediaFetcher:
             self._images.popitem(last=False)
         return image
 
-    def video(self, media: MediaInput, frames: int) -> list:
+    def video(self, media: MediaInput, frames: int, exact: bool = True) -> list:
         """The video's first `frames` frames (decoding only those; a row wanting more than
         the cache holds decodes again)."""
         cached = self._videos.get(media.sha256)
@@ -59,7 +63,7 @@ class MediaFetcher:
             self._videos.move_to_end(media.sha256)
             return cached[:frames]
         decoded = decode_video(self._read(media), frames)
-        if len(decoded) < frames:  # validation counted more: a stream that stops early
+        if exact and len(decoded) < frames:  # validation counted more: it stopped early
             raise MediaError(f"the video decodes to {len(decoded)} frames, the row needs {frames}")
         self._videos[media.sha256] = decoded
         while len(self._videos) > 1 and _size(self._videos) > self.video_bytes:

@@ -78,7 +78,9 @@ class Renderer:
         self.faults.before_render(batch.items)
         if self.ref.kind == "null":
             return [self._null(item) for item in batch.items]
-        if not self.family.batch_pixel_safe:  # batch-mates would change pixels: one per call
+        # Batch-mates would change pixels, or a media row conditions its whole call (a
+        # bucket holds media rows or text rows, never both: their family params differ).
+        if not self.family.batch_pixel_safe or any(item.media for item in batch.items):
             return [self._render_alone(item) for item in batch.items]
         try:
             frames = self._diffuse(items)
@@ -98,13 +100,18 @@ class Renderer:
     def _render_alone(self, item: Item) -> np.ndarray | RenderError:
         """One item in its own call; its media problems are its own error, not the batch's."""
         try:
-            media = self.media.inputs(item)
+            media = self.media_inputs(item)
         except MediaError as exc:
             return RenderError(f"{item.media_names()}: {exc}", exc.retriable)
         try:
             return self._finished(item, self._diffuse((item,), media)[0])
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
+
+    def media_inputs(self, item: Item) -> dict:
+        """The item's media as its call takes them (a video-to-video source must hold all the
+        frames the row renders; a condition video may be shorter than the clip)."""
+        return self.media.inputs(item, exact_frames=self.family.frames_from_video)
 
     def _finished(self, item: Item, frames: np.ndarray) -> np.ndarray | RenderError:
         if self.faults.hits("nan", item.prompt):

@@ -94,7 +94,7 @@ class BatchWorker:
     def input_files(self, item: Item) -> dict[str, bytes]:
         """PNG of each media input as the pipeline got it (decoded and fitted; cached); of a
         video, its first frame (the poster: the catalog names the video and its hash)."""
-        inputs = self.renderer.media.inputs(item).items()
+        inputs = self.renderer.media_inputs(item).items()
         return {name: png_bytes(m[0] if isinstance(m, list) else m) for name, m in inputs}
 
     def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:

@@ -15,12 +15,14 @@ import pyarrow.compute as pc
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
+from pipeline.plan.family_rules import check_shapes, check_steps
 from pipeline.plan.lora_rows import lora_column
 from pipeline.plan.media_rows import (
     MediaOptions,
-    check_strength,
+    check_media_params,
     manifest_folder,
     media_columns,
+    rows_with_media,
     video_task_models,
 )
 from pipeline.plan.readers import read_manifest
@@ -228,12 +230,13 @@ def validate(
     media_cols = media_columns(
         table, _to_text, codes, families, resolved, params, problems, media or MediaOptions()
     )
-    _check_shapes(params, codes, families, resolved, problems)
-    _check_steps(params["num_inference_steps"], codes, families, resolved, problems)
+    check_shapes(params, codes, families, resolved, problems)
+    check_steps(params["num_inference_steps"], codes, families, resolved, problems)
     normalised = {PRIORITY: _priority(table, problems), VARIANTS: _variants(table, problems)}
-    family_params = _family_params(table, models, codes, families, resolved, problems)
-    strength = family_params[FAMILY_PARAM_COLUMNS.index("strength")]
-    check_strength(strength, params["num_inference_steps"], problems)
+    has_media = rows_with_media(media_cols)
+    family_params = _family_params(table, models, codes, families, resolved, problems, has_media)
+    by_name = dict(zip(FAMILY_PARAM_COLUMNS, family_params, strict=True))
+    check_media_params(by_name, params, codes, families, problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
     negative = pc.coalesce(
@@ -330,13 +333,17 @@ def _is_text_column(kind: pa.DataType) -> bool:
     return _is_text(kind) or pa.types.is_null(kind)
 
 
-def _family_params(table, models, codes, families, resolved, problems) -> list[pa.Array]:
+def _family_params(table, models, codes, families, resolved, problems, has_media):
     """One column per family parameter: the row's value or its family's default; null for
-    rows whose family does not take it (a row setting it anyway is a problem)."""
+    rows whose family does not take it (a row setting it anyway is a problem), and for
+    rows without media where it applies to media rows only (Param.with_media_only)."""
     columns = []
     for name in FAMILY_PARAM_COLUMNS:  # the validated table's order (schema.py)
         param = PARAMS[name]
-        takes = np.array([name in family.param_names for family in families] + [False])[codes]
+        own = [family.param(name) for family in families]
+        media_only = np.array([bool(p and p.with_media_only) for p in own] + [False])[codes]
+        takes = np.array([p is not None for p in own] + [False])[codes]
+        takes &= has_media | ~media_only
         defaults = [
             family.default_of(name) if name in family.param_names else np.nan for family in families
         ]
@@ -365,37 +372,10 @@ def _family_params(table, models, codes, families, resolved, problems) -> list[p
 
 
 def _not_taken(name: str, family, spec: str) -> str:
+    if family.param(name) is not None:  # Param.with_media_only, on a row without media
+        return f"only rows that give {' or '.join(family.media_inputs)} take {name}"
     takes = ", ".join(family.param_names) or "none"
     return (
         f"model {spec!r} ({family.name} family) does not take {name}; "
         f"its family parameters: {takes} (see `promptreel models`)"
     )
-
-
-def _check_shapes(params: dict, codes, families, resolved, problems: _Problems) -> None:
-    """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
-    side = np.array([family.shape.side_multiple for family in families], np.int64)[codes]
-    step = np.array([family.shape.frame_step for family in families], np.int64)[codes]
-    most = np.array([f.shape.max_frames or 2**62 for f in families], np.int64)[codes]
-    height, width, frames = params["height"], params["width"], params["num_frames"]
-    bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
-    bad["num_frames"] = bad["num_frames"] + (frames > most)
-    bad = {name: (left != 0) & resolved & ~problems.rows(name) for name, left in bad.items()}
-    for row in np.flatnonzero(bad["height"] | bad["width"] | bad["num_frames"]):
-        family = families[codes[row]]
-        for name, expectation in family.shape_problems(height[row], width[row], frames[row]):
-            if bad[name][row]:
-                problems.extend([row], name, [f"expected {expectation}"])
-
-
-def _check_steps(steps, codes, families, resolved, problems: _Problems) -> None:
-    """A family's least step count (Mochi's sigma schedule divides by steps // 2)."""
-    least = np.array([f.min_inference_steps for f in families], np.int64)[codes]
-    bad = (steps < least) & resolved & ~problems.rows("num_inference_steps")
-    for row in np.flatnonzero(bad):
-        family = families[codes[row]]
-        problems.extend(
-            [row],
-            "num_inference_steps",
-            [f"expected at least {least[row]} for {family.name} models, got {steps[row]}"],
-        )

@@ -178,15 +178,32 @@ def media_columns(table, text_of, codes, families, resolved, params, problems, o
         columns.append(_column(n, locations[name]))
         hashes.append(_column(n, {row: cell.sha256 for row, cell in found.items()}))
         found = {row: cell for row, cell in found.items() if not cell.problem}
-        if kind_of(name) == VIDEO:
-            _video_frames(table, name, found, family_of, params, problems)
+        if kind_of(name) == VIDEO:  # video-to-video: the clip is the video's first frames
+            sources = {r: c for r, c in found.items() if family_of[r].frames_from_video}
+            _video_frames(table, name, sources, family_of, params, problems)
         for row, cell in found.items():  # the first media cell of a row sizes it
             sizing.setdefault(row, cell)
+    _one_condition(locations, family_of, problems)
     has_media = np.zeros(n, bool)
     has_media[[r for found in locations.values() for r in found]] = True
     columns.append(_resize(table, text_of, has_media, problems, options.resize))
     _derive_sizes(table, sizing, family_of, params)
     return [*columns, *hashes]
+
+
+def _one_condition(locations: dict, family_of, problems) -> None:
+    """Families taking one condition per row (Family.media_one_of) refuse a second one."""
+    seen: dict[int, str] = {}
+    for name in MEDIA_COLUMNS:
+        for row in locations[name]:
+            first = seen.setdefault(row, name)
+            if first != name and family_of[row].media_one_of:
+                problems.extend(
+                    [row],
+                    name,
+                    [f"expected {first} or {name}, not both: {family_of[row].name} models "
+                     "take one condition per row"],
+                )  # fmt: skip
 
 
 def _given(values) -> np.ndarray:
@@ -306,7 +323,7 @@ def _derive_sizes(table, sizing: dict[int, _Cell], family_of, params) -> None:
         if any(_cell_given(table, n, row) for n in ("height", "width") if n in names):
             continue
         family = family_of[row]
-        height, width = derive_size(
+        height, width = family.shape.fixed_size or derive_size(
             cell.width, cell.height, family.default_area, family.shape.side_multiple
         )
         params["height"][row], params["width"][row] = height, width
@@ -317,18 +334,39 @@ def _cell_given(table, name: str, row: int) -> bool:
     return value is not None and str(value).strip() != ""
 
 
-def check_strength(strength: pa.Array, steps: np.ndarray, problems) -> None:
+def rows_with_media(media_cols: list) -> np.ndarray:
+    """Mask of the rows giving any media cell (media_columns' first MEDIA_COLUMNS arrays)."""
+    given = [np.asarray(pc.is_valid(c), bool) for c in media_cols[: len(MEDIA_COLUMNS)]]
+    return np.logical_or.reduce(given)
+
+
+def check_media_params(values: dict, params: dict, codes, families, problems) -> None:
     """Video-to-video denoises the last int(num_inference_steps * strength) steps (diffusers'
-    get_timesteps): a row where that is 0 would render nothing of the prompt."""
-    values = np.asarray(strength.to_numpy(zero_copy_only=False), float)
+    get_timesteps): a row where that is 0 would render nothing of the prompt. A condition's
+    frame_index must be a frame of the clip."""
+    steps, frames = params["num_inference_steps"], params["num_frames"]
+    from_video = np.array([f.frames_from_video for f in families] + [False])[codes]
+    strength = np.asarray(values["strength"].to_numpy(zero_copy_only=False), float)
     with np.errstate(invalid="ignore"):
-        empty = np.flatnonzero(np.floor(values * steps) < 1)
+        empty = np.flatnonzero(from_video & (np.floor(strength * steps) < 1))
     problems.extend(
         empty,
         "strength",
         [
             "expected strength x num_inference_steps of at least 1 (diffusers denoises "
-            f"int(steps x strength) steps), got {float(values[r])!r} x {int(steps[r])}"
+            f"int(steps x strength) steps), got {float(strength[r])!r} x {int(steps[r])}"
             for r in empty.tolist()
+        ],
+    )
+    index = np.asarray(values["frame_index"].to_numpy(zero_copy_only=False), float)
+    with np.errstate(invalid="ignore"):
+        outside = np.flatnonzero(index >= frames)
+    problems.extend(
+        outside,
+        "frame_index",
+        [
+            f"expected a frame of the clip, 0 to {int(frames[r]) - 1} (num_frames "
+            f"{int(frames[r])}), got {int(index[r])}"
+            for r in outside.tolist()
         ],
     )

@@ -4,7 +4,9 @@ same weights (its model spec gains `#v2v`), from the first num_frames frames of 
 and its frames equal a plain diffusers call
 `WanVideoToVideoPipeline.from_pretrained(<checkpoint>)(video=load_video(path)[:n], ...)`.
 A text row of the same checkpoint in the same manifest stays text-to-video; `verify`
-re-renders video rows."""
+re-renders video rows. LTXConditionPipeline takes one condition per row, an `image` or a
+`video` at `frame_index` with `strength`, and its text rows keep both null (their keys do
+not move); each equals `pipe(image=load_image(path) | video=load_video(path), ...)`."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pipeline.outputs.encode import frames_sha256
 from pipeline.rundir.layout import RunDir
 from tests.conftest import read_catalog, write_manifest
 from tests.support.checkpoints import checkpoint_dir
-from tests.support.media_files import gif_video, video_file
+from tests.support.media_files import gif_video, png_rgb, video_file
 
 THREADS, STEPS, SEED = 2, 2, 5
 PROMPT = "a fox runs through snow"
@@ -44,6 +46,16 @@ def rendered(tmp_path_factory, ray_local):
         dict(base, id="cogvideox", video=str(videos["cogvideox"]), height=16, width=16),
     ]
     rows[-1]["model"] = str(checkpoint_dir("cogvideox"))
+    # LTX conditions (sides 32k, frames 8k+1): an image on the last frame, a video from the
+    # first frame (its 9 frames fill the first 9 of 17), and a text row.
+    videos["ltx-image"] = png_rgb(tmp, 32, 32, "ltx.png")
+    videos["ltx-video"] = videos["mp4"]
+    ltx = dict(base, model=str(checkpoint_dir("ltx-condition")), num_frames=9)
+    rows += [
+        dict(ltx, id="ltx-image", image=str(videos["ltx-image"]), frame_index=8),
+        dict(ltx, id="ltx-video", video=str(videos["mp4"]), num_frames=17, strength=0.6),
+        dict(ltx, id="ltx-text"),
+    ]
     out = tmp / "run"
     manifest = write_manifest(tmp / "m.parquet", rows)
     code = main(["render", str(manifest), "--out", str(out), "--threads", str(THREADS)])
@@ -56,28 +68,35 @@ def by_id(catalog, row_id: str) -> dict:
 
 def plain_frames(path, row: dict):
     """The notebook call, with what the catalog records as applied (negative prompt,
-    guidance, strength) and load_video's frames converted to RGB."""
+    guidance, family parameters) and load_video's frames converted to RGB; a
+    video-to-video call takes the first num_frames frames and no num_frames."""
     import diffusers
     import torch
-    from diffusers.utils import load_video
+    from diffusers.utils import load_image, load_video
 
     torch.set_num_threads(THREADS)
     family = resolve_model(row["model"]).family
     model = row["model"].removesuffix(VIDEO_TASK)
     pipe = getattr(diffusers, family.pipeline_classes[0]).from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
-    video = load_video(str(path), convert_method=lambda fs: [f.convert("RGB") for f in fs])
+    kwargs = {p: row[p] for p in family.param_names if row[p] is not None}
+    if row["image"] is not None:
+        kwargs["image"] = load_image(str(path))
+    else:
+        rgb = load_video(str(path), convert_method=lambda fs: [f.convert("RGB") for f in fs])
+        kwargs["video"] = rgb[: row["num_frames"]] if family.frames_from_video else rgb
+    if not family.frames_from_video:
+        kwargs["num_frames"] = row["num_frames"]
     frames = pipe(
-        video=video[: row["num_frames"]],
         prompt=PROMPT,
         negative_prompt=row["negative_prompt"],
         height=row["height"],
         width=row["width"],
         num_inference_steps=STEPS,
         guidance_scale=row["guidance_scale"],
-        strength=row["strength"],
         generator=torch.Generator("cpu").manual_seed(SEED),
         output_type="np",
+        **kwargs,
     ).frames[0]
     return to_uint8(frames)
 
@@ -85,7 +104,7 @@ def plain_frames(path, row: dict):
 def test_video_rows_render_with_their_video_recorded(rendered):
     code, out, videos = rendered
     catalog = read_catalog(out)
-    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 4
+    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 7
     for name in ("mp4", "gif", "cogvideox"):
         row = by_id(catalog, name)
         assert row["model"].endswith(VIDEO_TASK)
@@ -105,7 +124,7 @@ def test_video_rows_render_with_their_video_recorded(rendered):
     assert text["strength"] is None
 
 
-@pytest.mark.parametrize("name", ["mp4", "gif", "cogvideox"])
+@pytest.mark.parametrize("name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video"])
 def test_frames_equal_a_plain_video_to_video_call(rendered, name):
     _, out, videos = rendered
     row = by_id(read_catalog(out), name)
@@ -114,5 +133,16 @@ def test_frames_equal_a_plain_video_to_video_call(rendered, name):
 
 def test_verify_re_renders_video_rows(rendered, capsys):
     _, out, _ = rendered
-    assert main(["verify", str(out), "--sample", "4"]) == 0
+    assert main(["verify", str(out), "--sample", "7"]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
+
+
+def test_ltx_conditions_are_recorded_and_text_rows_keep_them_null(rendered):
+    _, out, videos = rendered
+    catalog = read_catalog(out)
+    image, video, text = (by_id(catalog, f"ltx-{n}") for n in ("image", "video", "text"))
+    assert (image["frame_index"], image["strength"]) == (8, 1.0)  # strength: the default
+    assert image["image_sha256"] == hashlib.sha256(videos["ltx-image"].read_bytes()).hexdigest()
+    assert (video["frame_index"], video["strength"], video["num_frames"]) == (0, 0.6, 17)
+    assert video["model"] == text["model"] == str(checkpoint_dir("ltx-condition"))
+    assert (text["frame_index"], text["strength"], text["image"], text["video"]) == (None,) * 4

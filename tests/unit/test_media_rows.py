@@ -12,6 +12,8 @@ import pytest
 
 import pipeline.plan.media_rows as media_rows
 from pipeline.errors import ManifestError
+from pipeline.media.fit import derive_size
+from pipeline.models.families import FAMILIES
 from pipeline.plan.keys import compute_keys
 from pipeline.plan.manifest import validate
 from pipeline.plan.media_rows import MediaHashes, MediaOptions
@@ -189,3 +191,31 @@ def test_variants_of_a_media_row_share_its_image_and_differ_by_seed(tmp_path, mo
     assert [r["seed"] for r in rows] == [0, 1, 2]
     assert len({r["key"] for r in rows}) == 3
     assert rows[0]["key"] == make_plan(manifest, 1).rows["key"][0].as_py()
+
+
+def test_a_fixed_size_checkpoint_gets_its_size_and_refuses_others(tmp_path):
+    """CogVideoX-5b-I2V's learned positional embeddings: diffusers raises on any size but
+    the transformer's sample size (latent 60x90, VAE factor 8 -> 480x720), read from the
+    checkpoint's configs; the 1.5 I2V (RoPE only) takes any size."""
+    learned = dict(use_learned_positional_embeddings=True, sample_height=60, sample_width=90)
+    fixed = _checkpoint(tmp_path, "5b-i2v", learned)
+    (tmp_path / "5b-i2v" / "vae").mkdir()
+    (tmp_path / "5b-i2v" / "vae" / "config.json").write_text(
+        json.dumps({"block_out_channels": [128, 256, 256, 512]})
+    )
+    free = _checkpoint(tmp_path, "1.5-i2v", {"patch_size_t": 2})
+    for folder in (fixed, free):
+        index = json.loads((tmp_path / folder / "model_index.json").read_text())
+        index["_class_name"] = "CogVideoXImageToVideoPipeline"
+        (tmp_path / folder / "model_index.json").write_text(json.dumps(index))
+    image = str(media_files.png_rgb(tmp_path, 1280, 720, "wide.png"))
+    table = _validate([_row(0, model=fixed, image=image), _row(1, model=free, image=image)])
+    free_size = derive_size(1280, 720, FAMILIES["cogvideox-1.5-i2v"].default_area, 16)
+    sizes = list(zip(table["height"].to_pylist(), table["width"].to_pylist()))
+    assert sizes == [(480, 720), free_size]  # 1.5: its default area at the image's aspect
+    found = _problems([_row(0, model=fixed, image=image, height=512, width=512, num_frames=49)])
+    assert found == [
+        "row 0 (id 'r0'): height: expected exactly 480x720 (height x width) for this "
+        "cogvideox-i2v checkpoint (learned positional embeddings: diffusers renders only the "
+        "transformer's sample size), got 512x512"
+    ], found

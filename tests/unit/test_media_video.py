@@ -164,3 +164,32 @@ def test_video_rows_are_refused_by_row_and_field(tmp_path, wan):
     assert len(found) == len(expected), found
     for message, start in zip(found, expected, strict=True):
         assert message.startswith(start), (message, start)
+
+
+def test_ltx_conditions_are_validated_by_row(tmp_path):
+    """One condition per row (an image or a video) at a frame of the clip; a shorter video
+    than the clip is fine (the pipeline trims it) and sets nothing of the row's size."""
+    from tests.support.checkpoints import checkpoint_dir
+
+    ltx = str(checkpoint_dir("ltx-condition"))
+    video, image = str(video_file(tmp_path, frames=9)), str(png_rgb(tmp_path, 32, 32))
+    base = dict(prompt="p", seed=1, model=ltx, height=32, width=32, num_frames=17)
+    ok = validate_rows([dict(base, video=video), dict(base, image=image, frame_index=16)])
+    assert [(r["num_frames"], r["frame_index"], r["strength"]) for r in ok] == [
+        (17, 0, 1.0),
+        (17, 16, 1.0),
+    ]
+    found = problems_of(
+        [
+            dict(base, id="both", image=image, video=video),
+            dict(base, id="late", image=image, frame_index=17),
+            dict(base, id="text", frame_index=2),
+        ]
+    )
+    assert found == [
+        "row 0 (id 'both'): video: expected image or video, not both: ltx-condition models "
+        "take one condition per row",
+        "row 1 (id 'late'): frame_index: expected a frame of the clip, 0 to 16 (num_frames "
+        "17), got 17",
+        "row 2 (id 'text'): frame_index: only rows that give image or video take frame_index",
+    ], found

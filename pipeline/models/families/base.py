@@ -55,6 +55,9 @@ class Param:
     ok: Callable[[np.ndarray], np.ndarray]  # vectorised: float64 values -> bool mask
     kind: str = "float"  # "float" | "int"
     help: str = ""
+    # Only rows that give media take it (a condition's frame_index, ...): null, so not in
+    # the key, for the family's text rows, whose keys it must not move.
+    with_media_only: bool = False
 
 
 def finite_at_least(low: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -82,12 +85,15 @@ def in_closed_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarra
 
 @dataclass(frozen=True)
 class Shape:
-    """num_frames = frame_step * k + 1 (up to max_frames); sides multiples of side_multiple."""
+    """num_frames = frame_step * k + 1 (up to max_frames); sides multiples of side_multiple;
+    exactly (height, width) = fixed_size where a checkpoint renders one size only."""
 
     frame_step: int
     side_multiple: int
     max_frames: int | None = None
     max_frames_why: str = ""
+    fixed_size: tuple[int, int] | None = None
+    fixed_size_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class Family:
     # a family with none refuses a row that gives one.
     media_inputs: tuple[str, ...] = ()
     media_required: tuple[str, ...] = ()
+    media_one_of: bool = False  # a row gives at most one of media_inputs (one condition)
     # Speed lanes it takes (models/lanes.py): "attention" and the step caches by name,
     # measured on its tiny checkpoint (bench/lanes.py, tests/unit/test_lanes.py).
     lanes: tuple[str, ...] = ()
@@ -183,6 +190,9 @@ class Family:
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
     def default_of(self, name: str):
         """A default of a common field or of one of this family's params."""
         if name in self.defaults:
@@ -198,6 +208,8 @@ class Family:
         frames = f"frames {shape.frame_step}k+1" if shape.frame_step > 1 else "any frame count"
         if shape.max_frames:
             frames += f" up to {shape.max_frames}"
+        if shape.fixed_size:
+            frames += ", size exactly {}x{}".format(*shape.fixed_size)
         steps = (
             f", at least {self.min_inference_steps} steps" if self.min_inference_steps > 1 else ""
         )
@@ -206,6 +218,15 @@ class Family:
 
 def shape_problems(name: str, shape: Shape, height: int, width: int, num_frames: int):
     problems = []
+    if shape.fixed_size and (int(height), int(width)) != shape.fixed_size:
+        fixed_h, fixed_w = shape.fixed_size
+        problems.append(
+            (
+                "height" if int(height) != fixed_h else "width",
+                f"exactly {fixed_h}x{fixed_w} (height x width) for this {name} checkpoint "
+                f"({shape.fixed_size_why}), got {int(height)}x{int(width)}",
+            )
+        )
     m = shape.side_multiple
     for label, side in (("height", int(height)), ("width", int(width))):
         if side % m:

@@ -16,10 +16,12 @@ Image-to-video (diffusers 0.42): the transformer takes noise and image latents (
 doubled); text is encoded as above, frames and sides follow the same rules (1.5 pads and
 drops latent frames alike). 1.5 is told apart the same way (patch_size_t). CogVideoX-5b-I2V
 has learned positional embeddings: its transformer raises on any size but its sample size
-(480x720), which validate cannot express (Shape has no fixed size): such rows fail at render.
+(480x720, read from the checkpoint's configs): validate refuses other sizes.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from pipeline.models.families.base import (
     ONE_IMAGE_PER_CALL,
@@ -39,6 +41,20 @@ SHAPE = Shape(frame_step=8, side_multiple=16)
 
 def is_v15(checkpoint: Checkpoint) -> bool:
     return checkpoint.config("transformer").get("patch_size_t") is not None
+
+
+def learned_size_shape(checkpoint: Checkpoint) -> Shape:
+    """A transformer with learned positional embeddings (CogVideoX-5b-I2V) raises on any
+    size but its sample size (latent sample_height x sample_width, times the VAE's 2**(levels
+    - 1) spatial factor): 480x720 for the released checkpoint."""
+    config = checkpoint.config("transformer")
+    if not config.get("use_learned_positional_embeddings"):
+        return SHAPE
+    levels = len(checkpoint.config("vae").get("block_out_channels", (0, 0, 0, 0)))
+    scale = 2 ** (levels - 1)
+    size = (config.get("sample_height", 60) * scale, config.get("sample_width", 90) * scale)
+    why = "learned positional embeddings: diffusers renders only the transformer's sample size"
+    return replace(SHAPE, fixed_size=size, fixed_size_why=why)
 
 
 COGVIDEOX_15 = Family(
@@ -112,7 +128,9 @@ COGVIDEOX_I2V = Family(
     # THUDM/CogVideoX-5b-I2V model card: 480x720, 49 frames, 50 steps, guidance 6, 8 fps.
     defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
     hub_hints=("cogvideox-5b-i2v",),
-    notes="renders only at its sample size, 480x720 (learned positional embeddings)",
+    notes="renders only at its sample size, 480x720 (learned positional embeddings): rows "
+    "at another size are refused at validate; media rows without a size get it",
+    shape_for=learned_size_shape,
     **I2V,
 )
 FAMILIES = (COGVIDEOX_15_I2V, COGVIDEOX_I2V, COGVIDEOX_15, COGVIDEOX, COGVIDEOX_V2V)

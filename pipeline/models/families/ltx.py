@@ -1,5 +1,6 @@
-"""LTX-Video 0.9.x: `LTXPipeline`, `LTXConditionPipeline` used text-only, and
-`LTXImageToVideoPipeline` (image-to-video: a row's `image` is the first frame).
+"""LTX-Video 0.9.x: `LTXPipeline`, `LTXConditionPipeline` (text-only, or one `image` or
+`video` condition per row at `frame_index` with `strength`), and `LTXImageToVideoPipeline`
+(image-to-video: a row's `image` is the first frame).
 
 diffusers 0.42 floors num_frames to 8k+1 silently (latent frames = (F-1)//8+1) and
 raises on sides not multiples of 32 only once a GPU is busy; validate refuses both.
@@ -19,7 +20,9 @@ from pipeline.models.families.base import (
     Family,
     Param,
     Shape,
+    above_zero_up_to_one,
     encode_with,
+    finite_at_least,
     in_closed_range,
     model_card_defaults,
 )
@@ -44,6 +47,28 @@ PARAMS = (
         help="noise mixed into the latents before decoding",
     ),
 )
+# LTXConditionPipeline's one condition per row: an `image` or a `video` placed at
+# frame_index with strength (its `__call__` keywords; a video condition is trimmed by the
+# pipeline to min(its frames, num_frames - frame_index) rounded down to 8k+1).
+CONDITION_PARAMS = (
+    Param(
+        "frame_index",
+        default=0,
+        expected="a whole number >= 0, below num_frames",
+        ok=finite_at_least(0.0),
+        kind="int",
+        help="the clip frame the condition image (or the condition video's first frame) lands on",
+        with_media_only=True,
+    ),
+    Param(
+        "strength",
+        default=1.0,
+        expected="a number above 0, at most 1",
+        ok=above_zero_up_to_one,  # as video-to-video's strength: one rule per column name
+        help="how strongly the condition holds (1: its frames are kept as given)",
+        with_media_only=True,
+    ),
+)
 SHAPE = Shape(frame_step=8, side_multiple=32)
 DEFAULTS = model_card_defaults(480, 704, 161, 24, 50, 3.0, NEGATIVE)
 
@@ -54,14 +79,16 @@ def is_condition_pipeline(checkpoint: Checkpoint) -> bool:
 
 LTX_CONDITION = Family(
     name="ltx-condition",
-    title="LTX-Video LTXConditionPipeline, text-to-video (no conditions)",
+    title="LTX-Video LTXConditionPipeline (text-to-video, or an image or video condition)",
     pipeline_classes=("LTXConditionPipeline",),
     shape=SHAPE,
     defaults=DEFAULTS,
     encode_text=encode_with(max_sequence_length=256, names=NAMES),
     lanes=(ATTENTION_LANE, "taylorseer", "pab", "quantize"),  # first-block: no blocks found
     attention_masks=True,
-    params=PARAMS,
+    params=(*PARAMS, *CONDITION_PARAMS),
+    media_inputs=("image", "video"),  # optional: text rows batch as before
+    media_one_of=True,
     matches=is_condition_pipeline,
     hub_hints=("ltx-video-0.9.5", "ltx-video-0.9.7", "ltx-video-0.9.8"),
 )

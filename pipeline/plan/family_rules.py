@@ -1,0 +1,40 @@
+"""A row's family rules, vectorised over model codes: the shape a family renders (frames
+step*k+1 up to a limit, sides multiples of m, a fixed size) and its least step count.
+Each problem names the row, the field and the nearest valid values (families/base.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_shapes(params: dict, codes, families, resolved, problems) -> None:
+    """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
+    side = np.array([family.shape.side_multiple for family in families], np.int64)[codes]
+    step = np.array([family.shape.frame_step for family in families], np.int64)[codes]
+    most = np.array([f.shape.max_frames or 2**62 for f in families], np.int64)[codes]
+    height, width, frames = params["height"], params["width"], params["num_frames"]
+    bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
+    bad["num_frames"] = bad["num_frames"] + (frames > most)
+    fixed = [f.shape.fixed_size or (0, 0) for f in families]  # (0, 0): any size
+    fixed_h, fixed_w = (np.array([size[i] for size in fixed], np.int64)[codes] for i in (0, 1))
+    off = (fixed_h > 0) & ((height != fixed_h) | (width != fixed_w))
+    bad["height"], bad["width"] = bad["height"] + (off & (height != fixed_h)), bad["width"] + off
+    bad = {name: (left != 0) & resolved & ~problems.rows(name) for name, left in bad.items()}
+    for row in np.flatnonzero(bad["height"] | bad["width"] | bad["num_frames"]):
+        family = families[codes[row]]
+        for name, expectation in family.shape_problems(height[row], width[row], frames[row]):
+            if bad[name][row]:
+                problems.extend([row], name, [f"expected {expectation}"])
+
+
+def check_steps(steps, codes, families, resolved, problems) -> None:
+    """A family's least step count (Mochi's sigma schedule divides by steps // 2)."""
+    least = np.array([f.min_inference_steps for f in families], np.int64)[codes]
+    bad = (steps < least) & resolved & ~problems.rows("num_inference_steps")
+    for row in np.flatnonzero(bad):
+        family = families[codes[row]]
+        problems.extend(
+            [row],
+            "num_inference_steps",
+            [f"expected at least {least[row]} for {family.name} models, got {steps[row]}"],
+        )
