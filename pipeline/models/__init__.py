@@ -23,10 +23,13 @@ from pipeline.models.hub import family_from_model_index, pin_hub_model, pinned_s
 
 # A checkpoint may carry its own family and defaults (the embedded tiny model does).
 PROMPTREEL_META = "promptreel.json"
-# A text-to-video checkpoint loaded as its family's video-to-video pipeline (same weights:
-# `WanVideoToVideoPipeline.from_pretrained` on a T2V repo, as diffusers documents). Rows
-# that give a `video` get it appended to their model spec at validate.
-VIDEO_TASK = "#v2v"
+# A text-to-video checkpoint loaded as another pipeline of its family, on the same weights,
+# as diffusers documents it (`WanVideoToVideoPipeline.from_pretrained(<a T2V repo>)`, Wan 2.2
+# TI2V-5B through `WanImageToVideoPipeline`): rows giving that media cell get the task's
+# suffix appended to their model spec at validate (Family.media_tasks).
+VIDEO_TASK, IMAGE_TASK = "#v2v", "#i2v"
+TASKS = {VIDEO_TASK: "video", IMAGE_TASK: "image"}  # suffix -> the media column it serves
+TASK_OF_COLUMN = {column: suffix for suffix, column in TASKS.items()}
 _FULL_HASH_LIMIT = 64 * 2**20  # hash small checkpoints whole, big ones by structure
 
 
@@ -37,7 +40,7 @@ class ModelRef:
     family: Family
     location: str = ""  # directory or hub id; for "tiny" resolved when first loaded
     revision: str | None = None  # hub: the full commit sha the spec resolved to
-    task: str = ""  # VIDEO_TASK: loaded as family.pipeline_classes[0], not its own class
+    task: str = ""  # a TASKS suffix: loaded as family.pipeline_classes[0], not its own class
 
     @property
     def pinned_spec(self) -> str:
@@ -51,8 +54,9 @@ class ModelRef:
 def resolve_model(spec: str) -> ModelRef:
     """Map a --model value or a manifest `model` cell to a ModelRef, or raise ConfigError."""
     spec = spec.strip()
-    if spec.endswith(VIDEO_TASK):
-        return _as_video_to_video(spec, resolve_model(spec.removesuffix(VIDEO_TASK)))
+    for task in TASKS:
+        if spec.endswith(task):
+            return _as_task(spec, task, resolve_model(spec.removesuffix(task)))
     if spec in ("tiny", "null"):
         return ModelRef(spec, spec, FAMILIES[spec])
     path = Path(spec).expanduser()
@@ -63,14 +67,14 @@ def resolve_model(spec: str) -> ModelRef:
     return _resolve_hub_model(spec)
 
 
-def _as_video_to_video(spec: str, ref: ModelRef) -> ModelRef:
-    video_family = ref.family.video_family
-    if video_family is None:
+def _as_task(spec: str, task: str, ref: ModelRef) -> ModelRef:
+    target = ref.family.task_family(TASKS[task])
+    if target is None:
         raise ConfigError(
-            f"model {ref.spec!r} ({ref.family.name} family) takes no source video: rows with "
-            "a `video` need a video-to-video model (see `promptreel models`)"
+            f"model {ref.spec!r} ({ref.family.name} family) has no pipeline taking "
+            f"`{TASKS[task]}` on its weights (see `promptreel models`)"
         )
-    return ModelRef(spec, ref.kind, FAMILIES[video_family], ref.location, ref.revision, VIDEO_TASK)
+    return ModelRef(spec, ref.kind, FAMILIES[target], ref.location, ref.revision, task)
 
 
 def _resolve_hub_model(spec: str) -> ModelRef:

@@ -21,7 +21,7 @@ def load_pipeline(ref: ModelRef, settings: RenderSettings):
     import diffusers
     import torch
 
-    # Its own class from model_index.json, or the one its task names (VIDEO_TASK).
+    # Its own class from model_index.json, or the one its task names (models.TASKS).
     loader = getattr(diffusers, ref.family.pipeline_classes[0]) if ref.task else None
     if settings.dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {settings.dtype!r}")

@@ -23,7 +23,7 @@ from pipeline.plan.media_rows import (
     manifest_folder,
     media_columns,
     rows_with_media,
-    video_task_models,
+    task_models,
 )
 from pipeline.plan.readers import read_manifest
 from pipeline.plan.seed_aliases import seed_aliases
@@ -306,12 +306,11 @@ def _check_duplicate_ids(ids: pa.ChunkedArray, problems: _Problems) -> None:
 
 
 def _models(table: pa.Table, default_model: str, problems: _Problems):
-    """Model specs with the default filled (video rows: see video_task_models), per-row
+    """Model specs with the default filled (media rows: see task_models), per-row
     code, family per code, resolved mask."""
     models = _to_text(table, "model")
     models = pc.if_else(_blank(models), default_model, models)
-    if "video" in table.column_names:
-        models = video_task_models(models, pc.invert(_blank(_to_text(table, "video"))))
+    models = task_models(table, models, _to_text)
     encoded = pc.dictionary_encode(models).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     families = []

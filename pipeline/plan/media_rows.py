@@ -31,7 +31,7 @@ from pipeline.media.fit import RESIZE_POLICIES, derive_size
 from pipeline.media.probe import probe_image
 from pipeline.media.source import MediaError, MediaLimits, read_media, stat_media
 from pipeline.media.video import probe_video
-from pipeline.models import VIDEO_TASK, resolve_model
+from pipeline.models import TASK_OF_COLUMN, resolve_model
 from pipeline.schema import MEDIA_COLUMNS, RESIZE, VIDEO_COLUMNS
 
 DEFAULT_RESIZE = "crop"
@@ -116,22 +116,26 @@ def resolve_location(value: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, value))
 
 
-def video_task_models(models: pa.ChunkedArray, gives_video: pa.ChunkedArray):
-    """Rows giving a `video` to a checkpoint whose family has a video-to-video pipeline get
-    that pipeline (spec + VIDEO_TASK), as diffusers does it:
-    `WanVideoToVideoPipeline.from_pretrained(<the T2V repo>)`. Others keep their spec (and
-    their family refuses the video, naming it)."""
-    distinct = pc.unique(pc.filter(models, gives_video)).to_pylist()
-    switching = [spec for spec in distinct if _has_video_family(spec)]
-    if not switching:
-        return models
-    switch = pc.and_(gives_video, pc.is_in(models, value_set=pa.array(switching)))
-    return pc.if_else(switch, pc.binary_join_element_wise(models, VIDEO_TASK, ""), models)
+def task_models(table, models: pa.ChunkedArray, text_of) -> pa.ChunkedArray:
+    """Rows giving a media cell that their checkpoint's family renders with another pipeline
+    on the same weights (Family.media_tasks) get that task (spec + its suffix), as
+    diffusers does it: `WanVideoToVideoPipeline.from_pretrained(<the T2V repo>)`. Others
+    keep their spec (and their family refuses the cell, naming it)."""
+    for column, task in TASK_OF_COLUMN.items():
+        if column not in table.column_names:
+            continue
+        gives = pa.array(_given(text_of(table, column)))
+        distinct = pc.unique(pc.filter(models, gives)).to_pylist()
+        switching = [spec for spec in distinct if _has_task(spec, column)]
+        if switching:
+            switch = pc.and_(gives, pc.is_in(models, value_set=pa.array(switching)))
+            models = pc.if_else(switch, pc.binary_join_element_wise(models, task, ""), models)
+    return models
 
 
-def _has_video_family(spec: str) -> bool:
+def _has_task(spec: str, column: str) -> bool:
     try:
-        return resolve_model(spec).family.video_family is not None
+        return resolve_model(spec).family.task_family(column) is not None
     except (ConfigError, OSError, ValueError):  # reported with the row's model
         return False
 

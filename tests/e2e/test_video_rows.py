@@ -6,7 +6,8 @@ and its frames equal a plain diffusers call
 A text row of the same checkpoint in the same manifest stays text-to-video; `verify`
 re-renders video rows. LTXConditionPipeline takes one condition per row, an `image` or a
 `video` at `frame_index` with `strength`, and its text rows keep both null (their keys do
-not move); each equals `pipe(image=load_image(path) | video=load_video(path), ...)`."""
+not move); each equals `pipe(image=load_image(path) | video=load_video(path), ...)`. A Wan
+2.2 TI2V-5B checkpoint given an `image` renders through WanImageToVideoPipeline (`#i2v`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from pipeline.actor.renderer import to_uint8
 from pipeline.cli import main
-from pipeline.models import VIDEO_TASK, resolve_model
+from pipeline.models import IMAGE_TASK, VIDEO_TASK, resolve_model
 from pipeline.outputs.encode import frames_sha256
 from pipeline.rundir.layout import RunDir
 from tests.conftest import read_catalog, write_manifest
@@ -56,6 +57,9 @@ def rendered(tmp_path_factory, ray_local):
         dict(ltx, id="ltx-video", video=str(videos["mp4"]), num_frames=17, strength=0.6),
         dict(ltx, id="ltx-text"),
     ]
+    videos["ti2v"] = videos["ltx-image"]  # TI2V-5B: sides 32k
+    ti2v = str(checkpoint_dir("wan2.2-ti2v"))
+    rows.append(dict(base, id="ti2v", model=ti2v, image=str(videos["ti2v"]), num_frames=5))
     out = tmp / "run"
     manifest = write_manifest(tmp / "m.parquet", rows)
     code = main(["render", str(manifest), "--out", str(out), "--threads", str(THREADS)])
@@ -76,7 +80,7 @@ def plain_frames(path, row: dict):
 
     torch.set_num_threads(THREADS)
     family = resolve_model(row["model"]).family
-    model = row["model"].removesuffix(VIDEO_TASK)
+    model = row["model"].removesuffix(VIDEO_TASK).removesuffix(IMAGE_TASK)
     pipe = getattr(diffusers, family.pipeline_classes[0]).from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
     kwargs = {p: row[p] for p in family.param_names if row[p] is not None}
@@ -104,7 +108,7 @@ def plain_frames(path, row: dict):
 def test_video_rows_render_with_their_video_recorded(rendered):
     code, out, videos = rendered
     catalog = read_catalog(out)
-    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 7
+    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 8
     for name in ("mp4", "gif", "cogvideox"):
         row = by_id(catalog, name)
         assert row["model"].endswith(VIDEO_TASK)
@@ -124,7 +128,7 @@ def test_video_rows_render_with_their_video_recorded(rendered):
     assert text["strength"] is None
 
 
-@pytest.mark.parametrize("name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video"])
+@pytest.mark.parametrize("name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video", "ti2v"])
 def test_frames_equal_a_plain_video_to_video_call(rendered, name):
     _, out, videos = rendered
     row = by_id(read_catalog(out), name)
@@ -133,7 +137,7 @@ def test_frames_equal_a_plain_video_to_video_call(rendered, name):
 
 def test_verify_re_renders_video_rows(rendered, capsys):
     _, out, _ = rendered
-    assert main(["verify", str(out), "--sample", "7"]) == 0
+    assert main(["verify", str(out), "--sample", "8"]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
 
 
@@ -146,3 +150,11 @@ def test_ltx_conditions_are_recorded_and_text_rows_keep_them_null(rendered):
     assert (video["frame_index"], video["strength"], video["num_frames"]) == (0, 0.6, 17)
     assert video["model"] == text["model"] == str(checkpoint_dir("ltx-condition"))
     assert (text["frame_index"], text["strength"], text["image"], text["video"]) == (None,) * 4
+
+
+def test_ti2v_given_an_image_renders_as_image_to_video(rendered):
+    _, out, videos = rendered
+    row = by_id(read_catalog(out), "ti2v")
+    assert row["model"] == str(checkpoint_dir("wan2.2-ti2v")) + IMAGE_TASK
+    assert resolve_model(row["model"]).family.name == "wan2.2-ti2v-i2v"
+    assert row["image_sha256"] == hashlib.sha256(videos["ti2v"].read_bytes()).hexdigest()

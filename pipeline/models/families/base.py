@@ -164,9 +164,10 @@ class Family:
     # Video-to-video: `__call__` takes no num_frames; the clip is as long as the frames it
     # is given (the row's num_frames first frames of its video).
     frames_from_video: bool = False
-    # The family whose pipeline renders this family's checkpoints for rows giving a `video`
-    # (WanPipeline -> WanVideoToVideoPipeline, same weights); None: such rows are refused.
-    video_family: str | None = None
+    # (media column, family): the family whose pipeline renders this family's checkpoints,
+    # on the same weights, for rows giving that cell (Wan 2.1 T2V + `video` ->
+    # WanVideoToVideoPipeline); a column without one is refused on such rows.
+    media_tasks: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]
@@ -189,6 +190,9 @@ class Family:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    def task_family(self, column: str) -> str | None:
+        return dict(self.media_tasks).get(column)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -78,7 +78,7 @@ COGVIDEOX = Family(
     lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
     hub_hints=("cogvideox",),
     notes="2b: float16 recommended by its card; 5b and 1.5: bfloat16",
-    video_family="cogvideox-v2v",
+    media_tasks=(("video", "cogvideox-v2v"),),
 )
 # CogVideoXVideoToVideoPipeline on the 2b / 5b text-to-video weights: the frames given are
 # VAE-encoded and noised by `strength`; 8k+1 frames render as given (measured: 9 -> 9,

@@ -82,6 +82,7 @@ WAN22_TI2V = Family(
     lanes=DIT_LANES,
     matches=is_ti2v,
     hub_hints=("ti2v",),
+    media_tasks=(("image", "wan2.2-ti2v-i2v"),),
 )
 WAN = Family(
     name="wan",
@@ -92,7 +93,7 @@ WAN = Family(
     encode_text=encode_wan,
     lanes=DIT_LANES,
     hub_hints=("wan",),
-    video_family="wan2.1-v2v",
+    media_tasks=(("video", "wan2.1-v2v"),),
 )
 
 # WanImageToVideoPipeline.__call__ conditions the whole call on ONE image (its CLIP
@@ -109,11 +110,11 @@ def is_flf2v(checkpoint: Checkpoint) -> bool:
 def _i2v(name, title, defaults, inputs, required, **rest) -> Family:
     """A WanImageToVideoPipeline family: Wan's shape rules and text encoding, one media
     row per call."""
+    rest.setdefault("shape", Shape(frame_step=4, side_multiple=16))
     return Family(
         name=name,
         title=title,
         pipeline_classes=I2V_CLASSES,
-        shape=Shape(frame_step=4, side_multiple=16),
         defaults=defaults,
         encode_text=encode_wan,
         lanes=DIT_LANES,
@@ -143,6 +144,20 @@ WAN21_FLF2V = _i2v(
     ("image", "last_image"),
     matches=is_flf2v,
     hub_hints=("flf2v",),
+)
+# TI2V-5B given an image: WanImageToVideoPipeline on the same weights (its expand_timesteps
+# config puts the image's latents in the first frame; no image encoder), as diffusers'
+# Wan 2.2 docs load it.
+WAN22_TI2V_I2V = _i2v(
+    "wan2.2-ti2v-i2v",
+    "Wan 2.2 TI2V-5B image-to-video (an `image` on the TI2V weights)",
+    model_card_defaults(704, 1280, 121, 24, 50, 5.0, NEGATIVE),
+    ("image",),
+    ("image",),
+    shape=Shape(frame_step=4, side_multiple=32),
+    matches=is_ti2v,
+    notes="a `wan2.2-ti2v` checkpoint renders its rows that give an `image` with this "
+    "pipeline, on the same weights (model spec + `#i2v`)",
 )
 WAN21_I2V = _i2v(
     "wan2.1-i2v",
@@ -175,4 +190,5 @@ WAN21_V2V = Family(
 )
 
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
-FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN, WAN21_V2V)
+FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN22_TI2V_I2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN)
+FAMILIES += (WAN21_V2V,)
