@@ -127,7 +127,7 @@ class Renderer:
         kwargs = dict(
             height=first.height,
             width=first.width,
-            num_frames=first.num_frames,
+            num_frames=first.num_frames + self.family.call_frames_extra,
             num_inference_steps=first.num_inference_steps,
             guidance_scale=first.guidance_scale,
             # One item: its generator itself. LTXImageToVideoPipeline draws decode noise with

@@ -1,9 +1,9 @@
 """Image-to-video families beyond Wan: LTX-Video, CogVideoX 5B I2V and 1.5 I2V, and
-HunyuanVideo-I2V, each on a tiny local checkpoint (tests/support/checkpoints.py
-I2V_BUILDERS). One manifest with a row per family, rendered once on the local Ray; each
-row's frames equal a plain diffusers call with `load_image`, passing every family
-parameter the catalog records as applied. A row of each family without an image is
-refused at validate, naming the row and `image`."""
+HunyuanVideo-I2V (token_replace and the 33-channel latent_concat), each on a tiny local
+checkpoint (tests/support/checkpoints.py I2V_BUILDERS). One manifest with a row per
+family, rendered once on the local Ray; each row's frames equal a plain diffusers call with
+`load_image`, passing every family parameter the catalog records as applied. A row of
+each family without an image is refused at validate, naming the row and `image`."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ SHAPES = {  # (height, width, num_frames): the smallest each family takes
     "cogvideox-i2v": (16, 16, 9),  # its tiny sample size: the only size 5B I2V renders
     "cogvideox-1.5-i2v": (16, 16, 9),
     "hunyuan-i2v": (16, 16, 5),
+    "hunyuan-i2v-33ch": (16, 16, 5),  # called with 9 frames: it drops its first 4
 }
 FAMILIES = tuple(SHAPES)
 GUIDANCE = {"ltx-i2v": 3.0, "cogvideox-i2v": 6.0, "cogvideox-1.5-i2v": 6.0, "hunyuan-i2v": 6.0}
+GUIDANCE["hunyuan-i2v-33ch"] = 6.0
 # Family parameters a row gives (the others take the family's defaults, also recorded):
 # LTX decodes at another timestep; Hunyuan's true CFG encodes the negative with a black
 # image in a second pass.
@@ -66,7 +68,8 @@ def catalog_row(catalog, name: str) -> dict:
 
 def plain_frames(name: str, image, row: dict):
     """`pipe(image=load_image(path), ...)` as a notebook user writes it, with the family
-    parameters the catalog records as applied."""
+    parameters the catalog records as applied (and, for the 33-channel Hunyuan, the 4
+    frames more it needs to return the clip's num_frames)."""
     import torch
     from diffusers import DiffusionPipeline
     from diffusers.utils import load_image
@@ -84,7 +87,7 @@ def plain_frames(name: str, image, row: dict):
         generator=torch.Generator("cpu").manual_seed(SEED),
         height=height,
         width=width,
-        num_frames=frames,
+        num_frames=frames + REGISTRY[name].call_frames_extra,
         num_inference_steps=STEPS,
         guidance_scale=GUIDANCE[name],
         output_type="np",

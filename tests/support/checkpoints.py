@@ -270,9 +270,11 @@ def _cogvideox_i2v(v15: bool):
     return CogVideoXImageToVideoPipeline(**parts)
 
 
-def _hunyuan_i2v():
+def _hunyuan_i2v(condition: str = "token_replace"):
     """HunyuanVideoImageToVideoPipeline (HunyuanVideo-I2V: token_replace, embedded
-    guidance): the `hunyuan` components with a LLaVA text encoder that reads the image.
+    guidance; or the 33-channel latent_concat one, whose transformer takes noise, image
+    latents and a mask: 2 * 4 + 1 channels here): the `hunyuan` components with a LLaVA
+    text encoder that reads the image.
     The default template's 576 image tokens must equal the vision tower's patches: 24x24
     images, patch 1 (CLS dropped). The tokenizer learns merges from the I2V template and
     has `<image>` as one token; the template costs ~180 tokens (crop_start: 103), so the
@@ -313,7 +315,8 @@ def _hunyuan_i2v():
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         pad_token_id=3,
     )
-    parts["transformer"] = hunyuan_transformer(image_condition_type="token_replace")
+    channels = 2 * 4 + 1 if condition == "latent_concat" else 4
+    parts["transformer"] = hunyuan_transformer(image_condition_type=condition, in_channels=channels)
     parts |= dict(
         tokenizer=tokenizer,
         text_encoder=LlavaForConditionalGeneration(llava).eval(),
@@ -340,6 +343,7 @@ I2V_BUILDERS = {
     "cogvideox-i2v": lambda: _cogvideox_i2v(v15=False),
     "cogvideox-1.5-i2v": lambda: _cogvideox_i2v(v15=True),
     "hunyuan-i2v": _hunyuan_i2v,
+    "hunyuan-i2v-33ch": lambda: _hunyuan_i2v("latent_concat"),
 }
 DETECTED_FAMILY = {
     "wan2.1": "wan",

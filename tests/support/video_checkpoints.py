@@ -92,7 +92,7 @@ def hunyuan_transformer(**extra):
     """The tiny HunyuanVideo transformer (the I2V builder adds its image condition type)."""
     from diffusers import HunyuanVideoTransformer3DModel
 
-    return HunyuanVideoTransformer3DModel(
+    config = dict(
         in_channels=4,
         out_channels=4,
         num_attention_heads=2,
@@ -106,8 +106,8 @@ def hunyuan_transformer(**extra):
         text_embed_dim=16,
         pooled_projection_dim=8,
         rope_axes_dim=(2, 4, 4),
-        **extra,
     )
+    return HunyuanVideoTransformer3DModel(**(config | extra))
 
 
 def hunyuan():

@@ -164,6 +164,9 @@ class Family:
     # Video-to-video: `__call__` takes no num_frames; the clip is as long as the frames it
     # is given (the row's num_frames first frames of its video).
     frames_from_video: bool = False
+    # The pipeline returns num_frames - this many frames (HunyuanVideo-I2V-33ch decodes its
+    # image frame and drops 4): the call asks for the row's num_frames plus this.
+    call_frames_extra: int = 0
     # (media column, family): the family whose pipeline renders this family's checkpoints,
     # on the same weights, for rows giving that cell (Wan 2.1 T2V + `video` ->
     # WanVideoToVideoPipeline); a column without one is refused on such rows.

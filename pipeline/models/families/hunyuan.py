@@ -13,9 +13,11 @@ is text-safe), plus CLIP's pooled output.
 
 Image-to-video: the LLaVA text encoder reads the image together with the text (and the
 negative with a black image), so no text embedding can be cached apart from its image:
-`encode_text` is None. Only the token_replace transformer (hunyuanvideo-community/
-HunyuanVideo-I2V) is supported: the latent_concat one (HunyuanVideo-I2V-33ch) decodes and
-then drops the first 4 frames, returning num_frames - 4, which the catalog cannot record.
+`encode_text` is None. The token_replace transformer (hunyuanvideo-community/
+HunyuanVideo-I2V) puts the image latents in the first frame; the latent_concat one
+(HunyuanVideo-I2V-33ch: noise, image latents and a mask as channels) decodes and then drops
+the first 4 frames, returning num_frames - 4 (read in diffusers 0.42): its rows are called
+with num_frames + 4, so a row's clip has the num_frames it asks for.
 """
 
 from __future__ import annotations
@@ -76,14 +78,12 @@ HUNYUAN = Family(
 )
 
 
-def is_token_replace(checkpoint: Checkpoint) -> bool:
-    """Not the 33-channel latent_concat transformer (unreadable configs: assumed not)."""
-    return checkpoint.config("transformer").get("image_condition_type") != "latent_concat"
+def is_latent_concat(checkpoint: Checkpoint) -> bool:
+    """The 33-channel transformer (unreadable configs: assumed token_replace)."""
+    return checkpoint.config("transformer").get("image_condition_type") == "latent_concat"
 
 
-HUNYUAN_I2V = Family(
-    name="hunyuan-i2v",
-    title="HunyuanVideo-I2V image-to-video (token_replace; embedded guidance; true CFG per row)",
+I2V = dict(
     pipeline_classes=("HunyuanVideoImageToVideoPipeline",),
     shape=Shape(frame_step=4, side_multiple=16),
     # diffusers' HunyuanVideoImageToVideoPipeline docs example for HunyuanVideo-I2V: the
@@ -96,10 +96,23 @@ HUNYUAN_I2V = Family(
     needs_negative=true_cfg_above_one,
     batch_pixel_safe=False,
     batch_size_why=ONE_IMAGE_PER_CALL,
-    matches=is_token_replace,
-    hub_hints=("hunyuanvideo-i2v",),
-    notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",
     media_inputs=("image",),
     media_required=("image",),
 )
-FAMILIES = (HUNYUAN_I2V, HUNYUAN)
+HUNYUAN_I2V_33CH = Family(
+    name="hunyuan-i2v-33ch",
+    title="HunyuanVideo-I2V-33ch image-to-video (latent_concat; embedded guidance)",
+    matches=is_latent_concat,
+    hub_hints=("hunyuanvideo-i2v-33ch",),
+    call_frames_extra=4,
+    notes="called with num_frames + 4: the pipeline drops its first 4 decoded frames",
+    **I2V,
+)
+HUNYUAN_I2V = Family(
+    name="hunyuan-i2v",
+    title="HunyuanVideo-I2V image-to-video (token_replace; embedded guidance; true CFG per row)",
+    hub_hints=("hunyuanvideo-i2v",),
+    notes="guidance_scale is embedded guidance; true_cfg_scale > 1 doubles the passes",
+    **I2V,
+)
+FAMILIES = (HUNYUAN_I2V_33CH, HUNYUAN_I2V, HUNYUAN)
