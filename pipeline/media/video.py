@@ -185,6 +185,10 @@ def _file(data: bytes) -> Iterator[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    """ffmpeg's telling line (its last), or what it means where that line says little."""
+    text = str(exc)
+    if "Stream #" in text and "Video:" not in text:
+        return "it has no video stream (an audio file?)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     text = lines[-1] if lines else type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."

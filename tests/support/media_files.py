@@ -186,3 +186,16 @@ def gif_video(
     images = [Image.fromarray(f) for f in moving_frames(width, height, frames)]
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
     return path
+
+
+def ffmpeg_made(directory: Path, name: str, *args: str) -> Path:
+    """A file made by the bundled ffmpeg from its lavfi test sources (`args` before the
+    output name), e.g. other codecs and containers than our own encoder writes."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = Path(directory) / name
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *args, str(path)]
+    subprocess.run(command, check=True, timeout=60)
+    return path

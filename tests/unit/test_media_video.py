@@ -9,7 +9,7 @@ import pytest
 from pipeline.config import MediaLimits
 from pipeline.media.source import MediaError
 from pipeline.media.video import decode_video, probe_video
-from tests.support.media_files import gif_video, png_rgb, video_file
+from tests.support.media_files import ffmpeg_made, gif_video, png_rgb, video_file
 
 
 def test_probe_reads_size_frames_and_fps_of_an_mp4(tmp_path):
@@ -38,6 +38,33 @@ def test_frames_equal_diffusers_load_video(tmp_path, maker):
     for mine, reference in zip(ours, theirs, strict=True):
         assert mine.mode == "RGB"
         assert np.array_equal(np.asarray(mine), np.asarray(reference))
+
+
+TESTSRC = ("-f", "lavfi", "-i", "testsrc=size=64x32:rate=8", "-frames:v", "9")
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("vp9.webm", ("-c:v", "libvpx-vp9")),
+        ("yuv444.mp4", ("-pix_fmt", "yuv444p", "-c:v", "libx264")),
+        ("mjpeg.avi", ("-c:v", "mjpeg")),
+    ],
+)
+def test_other_codecs_and_containers_decode_as_load_video_does(tmp_path, name, codec):
+    from diffusers.utils import load_video
+
+    path = ffmpeg_made(tmp_path, name, *TESTSRC, *codec)
+    info = probe_video(path.read_bytes(), MediaLimits())
+    assert (info.width, info.height, info.frames) == (64, 32, 9)
+    ours, theirs = decode_video(path.read_bytes(), 9), load_video(str(path))
+    assert [np.asarray(f).tolist() for f in ours] == [np.asarray(f).tolist() for f in theirs]
+
+
+def test_an_audio_file_is_not_a_video(tmp_path):
+    path = ffmpeg_made(tmp_path, "tone.m4a", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac")
+    with pytest.raises(MediaError, match="no video stream"):
+        probe_video(path.read_bytes(), MediaLimits())
 
 
 def test_decode_stops_at_the_frames_a_row_uses(tmp_path):
