@@ -220,3 +220,28 @@ def test_ltx_conditions_are_validated_by_row(tmp_path):
         "17), got 17",
         "row 2 (id 'text'): frame_index: only rows that give image or video take frame_index",
     ], found
+
+
+def test_a_resume_reads_no_unchanged_video_again_and_keeps_its_frame_count(
+    tmp_path, wan, monkeypatch
+):
+    """The hash cache holds a video's frame count: a resume derives the same num_frames
+    without reading the file; the same file as an image is another entry (a miss)."""
+    import pipeline.plan.media_rows as media_rows
+    from pipeline.plan.manifest import validate
+    from pipeline.plan.media_rows import MediaHashes, MediaOptions
+
+    video = video_file(tmp_path, frames=7)
+    table = table_of([dict(prompt="p", seed=1, model=wan, video=str(video))])
+    hashes = MediaHashes()
+    first = validate(table, media=MediaOptions(hashes=hashes)).table
+    cached = MediaHashes.from_json(hashes.to_json())
+    assert cached.get(media_rows.stat_media(str(video), MediaLimits()), "image") is None
+
+    def unexpected(*_args, **_kwargs):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(media_rows, "read_media", unexpected)
+    again = validate(table, media=MediaOptions(hashes=cached)).table
+    assert again["num_frames"].to_pylist() == first["num_frames"].to_pylist() == [5]
+    assert again["video_sha256"] == first["video_sha256"] and not cached.changed
