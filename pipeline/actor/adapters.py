@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from pipeline.errors import RenderError
+from pipeline.errors import ConfigError, RenderError
 from pipeline.media.source import MediaError, MediaLimits, read_verified
+from pipeline.models.hub_files import readable_location
 from pipeline.models.lora_fit import adapter_tensors
 from pipeline.plan.batches import Adapter
 from pipeline.plan.lora_rows import lora_limits
@@ -61,9 +62,12 @@ class Adapters:
         if name in self.loaded:
             return
         try:
-            data = read_verified(adapter.uri, adapter.sha256, self.limits, self.storage_options)
+            location = readable_location(adapter.uri)  # a pinned hub file: its cached copy
+            data = read_verified(location, adapter.sha256, self.limits, self.storage_options)
         except MediaError as exc:
             raise RenderError(f"lora: {exc}", exc.retriable) from exc
+        except ConfigError as exc:  # a pinned hub file neither cached nor fetchable here
+            raise RenderError(f"lora: {exc}", False) from exc
         tensors = adapter_tensors(data)
         del data
         self.pipe.load_lora_weights(tensors, adapter_name=name)

@@ -63,6 +63,22 @@ def pin_hub_model(
 ) -> HubPin:
     """Resolve to a full commit sha and find the snapshot's model_index.json, or raise
     ConfigError saying what to do. `cache_dir`/`offline` default to huggingface_hub's."""
+    cache_dir = cache_dir or hub_cache_dir()
+    offline = hub_offline() if offline is None else offline
+    name = repo_id + (f"@{revision}" if revision else "")
+    sha, _ = pin_revision(repo_id, revision, "model", cache_dir, offline)
+    return HubPin(repo_id, revision, sha, _model_index(name, repo_id, sha, cache_dir, offline))
+
+
+def pin_revision(
+    repo_id: str,
+    revision: str | None,
+    what: str,
+    cache_dir: str | None = None,
+    offline: bool | None = None,
+) -> tuple[str, Path | None]:
+    """(full commit sha, its cached snapshot folder or None) of a repo's revision (refs/main
+    without one); ConfigError naming `what` ("model", "LoRA") and what to do."""
     from huggingface_hub import errors, resolve_revision
 
     cache_dir = cache_dir or hub_cache_dir()
@@ -73,16 +89,17 @@ def pin_hub_model(
             repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline
         ).resolved
     except errors.RevisionResolutionError as exc:
-        raise _not_available(name, repo_id, cache_dir, offline, exc) from exc
+        raise _not_available(name, repo_id, cache_dir, offline, exc, what=what) from exc
     except errors.HFValidationError as exc:
-        raise ConfigError(f"model {name!r}: not a valid hub id ({exc})") from exc
+        raise ConfigError(f"{what} {name!r}: not a valid hub id ({exc})") from exc
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as exc:
-        raise ConfigError(f"model {name!r}: the hub has no such model or revision ({exc})") from exc
+        raise ConfigError(f"{what} {name!r}: the hub has no such repo or revision ({exc})") from exc
     except errors.HfHubHTTPError as exc:
-        raise ConfigError(f"model {name!r}: the hub refused to resolve it ({exc})") from exc
+        raise ConfigError(f"{what} {name!r}: the hub refused to resolve it ({exc})") from exc
     if not _COMMIT.fullmatch(sha):
-        raise ConfigError(f"model {name!r}: resolved to {sha!r}, which is not a full commit sha")
-    return HubPin(repo_id, revision, sha, _model_index(name, repo_id, sha, cache_dir, offline))
+        raise ConfigError(f"{what} {name!r}: resolved to {sha!r}, which is not a full commit sha")
+    snapshot = _snapshot_dir(cache_dir, repo_id, sha)
+    return sha, snapshot if snapshot.is_dir() else None
 
 
 def _model_index(name, repo_id, sha, cache_dir, offline) -> Path | None:
@@ -115,8 +132,8 @@ def _snapshot_dir(cache_dir: str, repo_id: str, sha: str) -> Path:
     )
 
 
-def _not_available(name, repo_id, cache_dir, offline, cause, sha=None) -> ConfigError:
-    what = f"commit {sha}" if sha else "it"
+def _not_available(name, repo_id, cache_dir, offline, cause, sha=None, what="model"):
+    it = f"commit {sha}" if sha else "it"
     revision = sha or name.partition("@")[2]
     download = f"hf download {repo_id}" + (f" --revision {revision}" if revision else "")
     if offline:
@@ -124,12 +141,13 @@ def _not_available(name, repo_id, cache_dir, offline, cause, sha=None) -> Config
     else:
         cause = getattr(cause, "__cause__", None) or cause  # the network error underneath
         why = f"the hub could not be reached ({type(cause).__name__}: {cause})"
+    instead = "a local diffusers directory as --model" if what == "model" else "a local path"
     return ConfigError(
-        f"model {name!r}: {what} is not in the local Hugging Face cache ({cache_dir}) and {why}. "
+        f"{what} {name!r}: {it} is not in the local Hugging Face cache ({cache_dir}) and {why}. "
         f"Download it where the hub is reachable (`{download}` with the same "
         "HF_HOME or HF_HUB_CACHE) and bring that cache here, "
         + ("unset HF_HUB_OFFLINE, " if offline else "")
-        + "or pass a local diffusers directory as --model."
+        + f"or pass {instead}."
     )
 
 

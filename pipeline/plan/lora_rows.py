@@ -1,10 +1,11 @@
 """The `lora` cells of a manifest (and `--lora` for rows without one), checked before any
 GPU time.
 
-A value is one adapter's location (a local path or any fsspec URL of a .safetensors file;
-scale 1.0), or a list of `{"uri": ..., "scale": ...}` objects: a Parquet/JSONL list of
-structs, or the same list as JSON text (CSV cells, the flag). `[]` means no adapter, even
-with `--lora`. Per distinct location: it exists, is within the size limit, is safetensors,
+A value is one adapter's location (a local path or any fsspec URL of a .safetensors file,
+or a hub repo's file, pinned to a commit like models: pipeline/models/hub_files.py; scale
+1.0), or a list of `{"uri": ..., "scale": ...}` objects: a Parquet/JSONL list of structs,
+or the same list as JSON text (CSV cells, the flag). `[]` means no adapter, even with
+`--lora`. Per distinct location: it exists, is within the size limit, is safetensors,
 and fits the row's model (pipeline/models/lora_fit.py); its content hash goes in the row.
 The validated cell is canonical JSON, `[{"uri", "scale", "sha256"}, ...]` in the order
 given: the key hashes each adapter's content and scale (never its URL), batches group by
@@ -17,12 +18,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from pipeline.errors import ConfigError
 from pipeline.media.source import MediaError, MediaLimits, read_media, sha256_hex
 from pipeline.models import resolve_model
+from pipeline.models.hub_files import parse_hub_file, pin_hub_file, readable_location
 from pipeline.models.lora_fit import adapter_tensors, fit_problem
 from pipeline.plan.media_rows import resolve_location
 from pipeline.schema import LORA
@@ -106,9 +110,12 @@ def lora_column(table: pa.Table, models: pa.Array, resolved, problems, options) 
             continue
         adapters = default if adapters is None else adapters
         if adapters and resolved[row]:
-            wanted[row] = tuple(
-                dataclasses.replace(a, uri=resolve_location(a.uri, options.base)) for a in adapters
-            )
+            try:
+                wanted[row] = tuple(
+                    dataclasses.replace(a, uri=_locate(a.uri, options.base)) for a in adapters
+                )
+            except ConfigError as exc:
+                problems.extend([row], LORA, [str(exc)])
     facts = _inspect_all(wanted, specs, options)
     values: list[str | None] = [None] * n
     for row, adapters in wanted.items():
@@ -128,6 +135,14 @@ def lora_column(table: pa.Table, models: pa.Array, resolved, problems, options) 
     return pa.array(values, pa.string())
 
 
+def _locate(uri: str, base: str) -> str:
+    """A path (relative ones against the manifest's folder), a URL, or a hub repo's file
+    pinned to a commit (`org/name[@rev][:file]`, when no such local file exists)."""
+    local = resolve_location(uri, base)
+    hub = None if os.path.exists(local) else parse_hub_file(uri)
+    return pin_hub_file(hub).pinned if hub is not None else local
+
+
 def _inspect_all(wanted: dict, specs: list, options) -> dict:
     """(location, model spec) -> (the adapter's sha256, "") or (None, why it cannot be
     used there). One file's bytes and tensors at a time."""
@@ -139,10 +154,10 @@ def _inspect_all(wanted: dict, specs: list, options) -> dict:
     facts = {}
     for uri, models in models_of.items():
         try:
-            data = read_media(uri, limits, options.storage_options)
+            data = read_media(readable_location(uri), limits, options.storage_options)
             sha, tensors = sha256_hex(data), adapter_tensors(data)
             del data
-        except (MediaError, ValueError) as exc:
+        except (MediaError, ValueError, ConfigError) as exc:
             text = str(exc) if uri in str(exc) else f"{exc} ({uri})"
             facts.update({(uri, model): (None, text) for model in models})
             continue

@@ -14,6 +14,7 @@ import pytest
 from pipeline.actor.renderer import Renderer, to_uint8
 from pipeline.config import RenderSettings
 from pipeline.errors import ManifestError
+from pipeline.media.source import sha256_hex
 from pipeline.models import model_location, resolve_model
 from pipeline.plan.batches import Batch, Item
 from pipeline.plan.keys import compute_keys
@@ -124,6 +125,41 @@ def test_unusable_adapters_are_refused_by_row_before_any_render(files):
     assert "null model takes no LoRA" in problems[4].message
     assert "same file content" in problems[5].message
     assert "LoRA for UNet models is not supported yet" in problems[6].message
+
+
+def test_hub_adapters_are_pinned_or_refused_naming_the_repo(files, tmp_path):
+    """`org/name[@rev][:file]` where no such local file exists: pinned to the commit its
+    revision resolves to in the (offline) Hugging Face cache; `dir/x.safetensors` stays a
+    path. Repos in the session's test cache (tests/support/hub_cache.py)."""
+    from tests.support.hub_cache import add_snapshot, point_ref, session_hub
+
+    two = tmp_path / "two"
+    two.mkdir()
+    shutil.copy(files["a"], two / "style.safetensors")
+    shutil.copy(files["b"], two / "motion.safetensors")
+    sha = "d1" * 20
+    add_snapshot(session_hub(), "acme/two-loras", sha, two)
+    point_ref(session_hub(), "acme/two-loras", sha, ref="v1")  # a tag: no refs/main
+    rows = [
+        {"lora": "acme/two-loras@v1:motion.safetensors"},
+        {"lora": "acme/two-loras@v1"},
+        {"lora": "acme/nowhere"},
+        {"lora": "loras/style.safetensors"},
+    ]
+    with pytest.raises(ManifestError) as refused:
+        _validate(files, rows)
+    problems = {p.row: p.message for p in refused.value.problems}
+    assert sorted(problems) == [1, 2, 3]
+    assert "which .safetensors file?" in problems[1]
+    assert "motion.safetensors, style.safetensors" in problems[1]
+    assert "'acme/two-loras@v1:<file>'" in problems[1]
+    assert "LoRA 'acme/nowhere': it is not in the local Hugging Face cache" in problems[2]
+    assert "hf download acme/nowhere" in problems[2] and "or pass a local path" in problems[2]
+    assert "loras/style.safetensors" in problems[3] and "Hugging Face" not in problems[3]
+    table = _validate(files, rows[:1])
+    (adapter,) = json.loads(table["lora"][0].as_py())
+    assert adapter["uri"] == f"acme/two-loras@{sha}:motion.safetensors"
+    assert adapter["sha256"] == sha256_hex(files["b"].read_bytes())
 
 
 def _item(seed: int, lora: tuple = (), prompt: str = "a fox in snow") -> Item:
