@@ -25,7 +25,12 @@ CAPACITY = 8  # adapters kept loaded per actor (a Wan 14B rank-32 LoRA is ~300 M
 
 
 def adapter_name(adapter: Adapter) -> str:
-    return "lora-" + adapter.sha256[:16]
+    """By content (and expert: the same file may load into both of Wan 2.2 A14B's)."""
+    return (
+        "lora-"
+        + adapter.sha256[:16]
+        + ("-" + adapter.expert if adapter.expert != "transformer" else "")
+    )
 
 
 class Adapters:
@@ -70,7 +75,8 @@ class Adapters:
             raise RenderError(f"lora: {exc}", False) from exc
         tensors = adapter_tensors(data)
         del data
-        self.pipe.load_lora_weights(tensors, adapter_name=name)
+        second = {"load_into_transformer_2": True} if adapter.expert == "transformer_2" else {}
+        self.pipe.load_lora_weights(tensors, adapter_name=name, **second)
         self.loaded[name] = None
         self.loads += 1
 

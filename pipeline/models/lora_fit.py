@@ -7,8 +7,10 @@ converted key must then name a module of the model's transformer, built from its
 on the meta device (no weights, no memory), and each LoRA matrix must fit that module's
 Linear shape. A Wan LoRA on an LTX row fails here, naming the modules it lacks.
 
-Not supported yet (refused with a clear error): adapters for the text encoder (promptreel
-caches text embeddings per actor), and Wan 2.2 A14B's second expert (`transformer_2`).
+An adapter for Wan 2.2 A14B's second expert (`expert: transformer_2`) is checked against
+that transformer, as `load_lora_weights(..., load_into_transformer_2=True)` loads it. Not
+supported yet (refused with a clear error): adapters for the text encoder (promptreel caches
+text embeddings per actor).
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ def adapter_tensors(data: bytes) -> dict:
 
 
 @lru_cache(maxsize=16)
-def _model(spec: str) -> tuple[type, str | None, dict]:
+def _model(spec: str, component: str = "transformer") -> tuple[type, str | None, dict]:
     """(pipeline class, transformer class name, module name -> (in, out) of each Linear,
-    None for other modules) of a model, from its configs only; no transformer (a UNet
-    pipeline such as AnimateDiff): (pipeline class, None, {})."""
+    None for other modules) of a model's `component`, from its configs only; no such
+    transformer (a UNet pipeline such as AnimateDiff): (pipeline class, None, {})."""
     import diffusers
     import torch
     from accelerate import init_empty_weights
@@ -54,10 +56,10 @@ def _model(spec: str) -> tuple[type, str | None, dict]:
     location = model_location(ref)
     index = diffusers.DiffusionPipeline.load_config(location, revision=ref.revision)
     pipeline_cls = getattr(diffusers, index["_class_name"])
-    if not index.get("transformer"):
+    if not (index.get(component) or [None])[0]:
         return pipeline_cls, None, {}
-    transformer_cls = getattr(diffusers, index["transformer"][1])
-    config = transformer_cls.load_config(location, subfolder="transformer", revision=ref.revision)
+    transformer_cls = getattr(diffusers, index[component][1])
+    config = transformer_cls.load_config(location, subfolder=component, revision=ref.revision)
     with init_empty_weights():
         transformer = transformer_cls.from_config(config)
     shapes = {
@@ -69,11 +71,14 @@ def _model(spec: str) -> tuple[type, str | None, dict]:
     return pipeline_cls, transformer_cls.__name__, shapes
 
 
-def fit_problem(spec: str, tensors: dict) -> str:
-    """ "" when the adapter fits the model `spec`, else why not (one sentence)."""
-    pipeline_cls, transformer_name, shapes = _model(spec)
+def fit_problem(spec: str, tensors: dict, expert: str = "transformer") -> str:
+    """ "" when the adapter fits the model `spec` (its `expert` transformer), else why not
+    (one sentence)."""
+    pipeline_cls, transformer_name, shapes = _model(spec, expert)
     family = resolve_model(spec).family.name
     about = f"{family} ({pipeline_cls.__name__}, {transformer_name})"
+    if transformer_name is None and expert != "transformer":
+        return f"{family} models have no {expert} (only Wan 2.2 A14B's two experts do)"
     if transformer_name is None:
         unet = f"{family} ({pipeline_cls.__name__}) has no transformer"
         return f"{unet}: LoRA for UNet models is not supported yet"

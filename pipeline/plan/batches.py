@@ -37,6 +37,7 @@ class Adapter:
     uri: str
     scale: float
     sha256: str
+    expert: str = "transformer"  # or transformer_2: Wan 2.2 A14B's low-noise expert
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,14 @@ LORA_MAX_BYTES = 4 * 2**30  # per adapter file (a 14B model's rank-128 LoRA is ~
 EXPECTED = 'a path or URL of a .safetensors file, or a list of {"uri": ..., "scale": ...}'
 
 
+EXPERTS = ("transformer", "transformer_2")  # which transformer an adapter loads into
+
+
 @dataclass(frozen=True)
 class AdapterSpec:
     uri: str
     scale: float = 1.0
+    expert: str = EXPERTS[0]  # transformer_2: Wan 2.2 A14B's low-noise expert
 
 
 def parse_lora(value) -> tuple[AdapterSpec, ...] | None:
@@ -64,7 +68,7 @@ def parse_lora(value) -> tuple[AdapterSpec, ...] | None:
     adapters = tuple(_adapter(entry) for entry in value)
     if len(adapters) > MAX_ADAPTERS:
         raise ValueError(f"at most {MAX_ADAPTERS} adapters per row, got {len(adapters)}")
-    uris = [a.uri for a in adapters]
+    uris = [(a.uri, a.expert) for a in adapters]
     if len(set(uris)) < len(uris):
         raise ValueError("the same adapter is listed twice: give it once, with its scale")
     return adapters
@@ -74,13 +78,16 @@ def _adapter(entry) -> AdapterSpec:
     if isinstance(entry, str):
         entry = {"uri": entry}
     uri = entry.get("uri") if isinstance(entry, dict) else None
-    if not isinstance(uri, str) or not uri.strip() or set(entry) - {"uri", "scale"}:
+    if not isinstance(uri, str) or not uri.strip() or set(entry) - {"uri", "scale", "expert"}:
         raise ValueError(f"{EXPECTED}; got {json.dumps(entry, default=str)[:80]}")
+    expert = entry.get("expert") or EXPERTS[0]
+    if expert not in EXPERTS:
+        raise ValueError(f"an adapter's expert is one of {', '.join(EXPERTS)}, got {expert!r}")
     scale = entry.get("scale")
     scale = 1.0 if scale is None else scale
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"an adapter's scale must be a finite number, got {scale!r}")
-    return AdapterSpec(uri.strip(), float(scale))
+    return AdapterSpec(uri.strip(), float(scale), expert)
 
 
 def lora_limits(limits: MediaLimits) -> MediaLimits:
@@ -89,8 +96,12 @@ def lora_limits(limits: MediaLimits) -> MediaLimits:
 
 
 def key_text(canonical: str) -> str:
-    """What the key hashes of a validated cell: each adapter's content and scale, in order."""
-    return ",".join(f"{a['sha256']}*{float(a['scale'])!r}" for a in json.loads(canonical))
+    """What the key hashes of a validated cell: each adapter's content and scale (and the
+    second expert where it loads there), in order."""
+    return ",".join(
+        f"{a['sha256']}*{float(a['scale'])!r}" + (f"@{a['expert']}" if "expert" in a else "")
+        for a in json.loads(canonical)
+    )
 
 
 def lora_column(table: pa.Table, models: pa.Array, resolved, problems, options) -> pa.Array:
@@ -119,20 +130,27 @@ def lora_column(table: pa.Table, models: pa.Array, resolved, problems, options) 
     facts = _inspect_all(wanted, specs, options)
     values: list[str | None] = [None] * n
     for row, adapters in wanted.items():
-        found = [facts[(a.uri, specs[row])] for a in adapters]
+        found = [facts[(a.uri, specs[row], a.expert)] for a in adapters]
         bad = next((problem for _, problem in found if problem), None)
         if bad is not None:
             problems.extend([row], LORA, [bad])
             continue
         found = [sha for sha, _ in found]
-        if len(set(found)) < len(found):
+        if len({(sha, a.expert) for sha, a in zip(found, adapters)}) < len(found):
             problems.extend([row], LORA, ["two of its adapters are the same file content"])
             continue
-        entries = [
-            {"uri": a.uri, "scale": a.scale, "sha256": sha} for a, sha in zip(adapters, found)
-        ]
+        entries = [_entry(a, sha) for a, sha in zip(adapters, found)]
         values[row] = json.dumps(entries, separators=(",", ":"))
     return pa.array(values, pa.string())
+
+
+def _entry(adapter: AdapterSpec, sha: str) -> dict:
+    """The canonical form; `expert` only where it is not the default (so keys and catalogs
+    of adapters without one stay as they were)."""
+    entry = {"uri": adapter.uri, "scale": adapter.scale, "sha256": sha}
+    if adapter.expert != EXPERTS[0]:
+        entry["expert"] = adapter.expert
+    return entry
 
 
 def _locate(uri: str, base: str) -> str:
@@ -146,10 +164,10 @@ def _locate(uri: str, base: str) -> str:
 def _inspect_all(wanted: dict, specs: list, options) -> dict:
     """(location, model spec) -> (the adapter's sha256, "") or (None, why it cannot be
     used there). One file's bytes and tensors at a time."""
-    models_of: dict[str, set[str]] = {}
+    models_of: dict[str, set[tuple[str, str]]] = {}
     for row, adapters in wanted.items():
         for adapter in adapters:
-            models_of.setdefault(adapter.uri, set()).add(specs[row])
+            models_of.setdefault(adapter.uri, set()).add((specs[row], adapter.expert))
     limits = lora_limits(options.limits)
     facts = {}
     for uri, models in models_of.items():
@@ -159,16 +177,16 @@ def _inspect_all(wanted: dict, specs: list, options) -> dict:
             del data
         except (MediaError, ValueError, ConfigError) as exc:
             text = str(exc) if uri in str(exc) else f"{exc} ({uri})"
-            facts.update({(uri, model): (None, text) for model in models})
+            facts.update({(uri, *model): (None, text) for model in models})
             continue
-        for model in sorted(models):
-            problem = _fit(model, tensors)
-            facts[(uri, model)] = (None, f"{uri}: {problem}") if problem else (sha, "")
+        for model, expert in sorted(models):
+            problem = _fit(model, tensors, expert)
+            facts[(uri, model, expert)] = (None, f"{uri}: {problem}") if problem else (sha, "")
         del tensors
     return facts
 
 
-def _fit(model: str, tensors: dict) -> str:
+def _fit(model: str, tensors: dict, expert: str) -> str:
     if resolve_model(model).kind == "null":
         return "the null model takes no LoRA"
-    return fit_problem(model, tensors)
+    return fit_problem(model, tensors, expert)

@@ -241,6 +241,58 @@ def test_pixels_equal_plain_diffusers_and_switching_never_reloads(files):
     assert not np.array_equal(got["a"][0][0], got["ab"][0][0])
 
 
+def test_second_expert_adapters_equal_plain_load_into_transformer_2(files):
+    """Wan 2.2 A14B: an adapter with `"expert": "transformer_2"` loads into the low-noise
+    expert, as `load_lora_weights(..., load_into_transformer_2=True)` does; the key and the
+    catalog say so; other models refuse it."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from tests.support.checkpoints import checkpoint_dir
+
+    a14b = str(checkpoint_dir("wan2.2-a14b"))
+    both = [
+        {"uri": "a.safetensors", "scale": 0.8},
+        {"uri": "b.safetensors", "expert": "transformer_2"},
+    ]
+    table = _validate(files, [{"lora": json.dumps(both), "model": a14b}])
+    entries = json.loads(table["lora"][0].as_py())
+    assert ["expert" in e for e in entries] == [False, True]  # the default is not written
+    assert entries[1]["expert"] == "transformer_2"
+    first_only = _validate(
+        files, [{"lora": json.dumps(both[:1] + [{"uri": "b.safetensors"}]), "model": a14b}]
+    )
+    assert compute_keys(table)[0] != compute_keys(first_only)[0]  # another request
+    with pytest.raises(ManifestError, match="tiny models have no transformer_2"):
+        _validate(files, [{"lora": json.dumps(both)}])  # tiny: one transformer
+    with pytest.raises(ManifestError, match="expert is one of transformer, transformer_2"):
+        _validate(files, [{"lora": json.dumps([{"uri": "a.safetensors", "expert": "both"}])}])
+
+    from pipeline.plan.batches import Adapter
+
+    item = Item(
+        "k-a14b", "a fox in snow", "", 3, a14b, fps=8.0, guidance_scale=5.0,
+        params=(("guidance_scale_2", 3.0),), lora=tuple(Adapter(**e) for e in entries), **SHAPE,
+    )  # fmt: skip
+    ours = Renderer(a14b, RenderSettings()).render(Batch((item,), 1))[0]
+
+    pipe = DiffusionPipeline.from_pretrained(a14b)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(files["a"]), adapter_name="a")
+    pipe.load_lora_weights(str(files["b"]), adapter_name="b", load_into_transformer_2=True)
+    pipe.set_adapters(["a", "b"], adapter_weights=[0.8, 1.0])
+    out = pipe(
+        prompt=["a fox in snow"],
+        negative_prompt=[""],
+        generator=[torch.Generator("cpu").manual_seed(3)],
+        guidance_scale=5.0,
+        guidance_scale_2=3.0,
+        output_type="np",
+        **SHAPE,
+    )
+    assert np.array_equal(ours, to_uint8(out.frames[0]))
+
+
 def test_an_adapter_changed_since_validation_fails_its_batch_not_retried(files):
     from pipeline.actor.adapters import Adapters
     from pipeline.config import MediaLimits
