@@ -31,8 +31,8 @@ FAMILY_PARAM_COLUMNS = FAMILY_PARAM_NAMES
 # each cell a local path or any fsspec URL. The key hashes their content (MEDIA_HASH_COLUMNS),
 # never the URL; `resize` says how an image (or each video frame) is fitted to the row's
 # size (pipeline/media/fit.py). VIDEO_COLUMNS hold videos (pipeline/media/video.py).
-MEDIA_COLUMNS = ("image", "last_image", "video")
-VIDEO_COLUMNS = ("video",)
+MEDIA_COLUMNS = ("image", "last_image", "video", "mask")
+VIDEO_COLUMNS = ("video", "mask")  # mask: VACE's per-frame mask, a video too
 MEDIA_HASH_SUFFIX = "_sha256"
 MEDIA_HASH_COLUMNS = tuple(name + MEDIA_HASH_SUFFIX for name in MEDIA_COLUMNS)
 RESIZE = "resize"

@@ -136,7 +136,7 @@ class Renderer:
             generator=generators if len(generators) > 1 else generators[0],
             output_type="np",
         )
-        if self.family.frames_from_video:  # the clip is as long as the video given
+        if not self.family.call_num_frames:  # the clip is as long as the video given
             del kwargs["num_frames"]
         kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
         kwargs.update(media or {})  # image, last_image, video: fitted to (height, width)

@@ -349,7 +349,7 @@ def check_media_params(values: dict, params: dict, codes, families, problems) ->
     get_timesteps): a row where that is 0 would render nothing of the prompt. A condition's
     frame_index must be a frame of the clip."""
     steps, frames = params["num_inference_steps"], params["num_frames"]
-    from_video = np.array([f.frames_from_video for f in families] + [False])[codes]
+    from_video = np.array([not f.call_num_frames for f in families] + [False])[codes]
     strength = np.asarray(values["strength"].to_numpy(zero_copy_only=False), float)
     with np.errstate(invalid="ignore"):
         empty = np.flatnonzero(from_video & (np.floor(strength * steps) < 1))

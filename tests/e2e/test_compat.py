@@ -70,13 +70,15 @@ def test_an_old_finished_run_dir_resumes_with_nothing_rendered_and_no_ray(tmp_pa
     catalog = pq.read_table(run / "catalog.parquet")
     # Every old column, in the same order; the columns added since: each row is its own
     # variant 0 (best of N: issue 17), media columns and the family parameters of media
-    # rows (`frame_index`, `strength`: issue 16) and `lora` (issue 18) are null for rows
+    # rows (`conditioning_scale`, `frame_index`, `strength`: issue 16) and `lora` (issue 18)
+    # are null for rows
     # without them.
     old = old_catalog.column_names
     assert [name for name in catalog.column_names if name in old] == old
     added = [name for name in catalog.column_names if name not in old]
     media = [*MEDIA_COLUMNS, RESIZE, LORA, *MEDIA_HASH_COLUMNS]
-    assert added == ["source_id", "variant", "frame_index", "strength", *media]
+    media_params = ["conditioning_scale", "frame_index", "strength"]
+    assert added == ["source_id", "variant", *media_params, *media]
     assert catalog["source_id"].to_pylist() == catalog["id"].to_pylist()
     assert catalog["variant"].to_pylist() == [0] * catalog.num_rows
     assert all(catalog[name].null_count == catalog.num_rows for name in added[2:])

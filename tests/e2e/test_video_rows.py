@@ -7,7 +7,9 @@ A text row of the same checkpoint in the same manifest stays text-to-video; `ver
 re-renders video rows. LTXConditionPipeline takes one condition per row, an `image` or a
 `video` at `frame_index` with `strength`, and its text rows keep both null (their keys do
 not move); each equals `pipe(image=load_image(path) | video=load_video(path), ...)`. A Wan
-2.2 TI2V-5B checkpoint given an `image` renders through WanImageToVideoPipeline (`#i2v`)."""
+2.2 TI2V-5B checkpoint given an `image` renders through WanImageToVideoPipeline (`#i2v`).
+A Wan VACE checkpoint takes a control `video` and an optional `mask` video, frame for frame
+with the clip."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pipeline.outputs.encode import frames_sha256
 from pipeline.rundir.layout import RunDir
 from tests.conftest import read_catalog, write_manifest
 from tests.support.checkpoints import checkpoint_dir
-from tests.support.media_files import gif_video, png_rgb, video_file
+from tests.support.media_files import gif_video, mask_video, png_rgb, video_file
 
 THREADS, STEPS, SEED = 2, 2, 5
 PROMPT = "a fox runs through snow"
@@ -60,6 +62,12 @@ def rendered(tmp_path_factory, ray_local):
     videos["ti2v"] = videos["ltx-image"]  # TI2V-5B: sides 32k
     ti2v = str(checkpoint_dir("wan2.2-ti2v"))
     rows.append(dict(base, id="ti2v", model=ti2v, image=str(videos["ti2v"]), num_frames=5))
+    vace = dict(base, model=str(checkpoint_dir("wan-vace")), video=str(videos["mp4"]))
+    videos["vace"] = videos["vace-video"] = videos["mp4"]
+    rows += [
+        dict(vace, id="vace", mask=str(mask_video(tmp)), num_frames=5, conditioning_scale=0.7),
+        dict(vace, id="vace-video"),  # num_frames from the video: all 9
+    ]
     out = tmp / "run"
     manifest = write_manifest(tmp / "m.parquet", rows)
     code = main(["render", str(manifest), "--out", str(out), "--threads", str(THREADS)])
@@ -70,10 +78,11 @@ def by_id(catalog, row_id: str) -> dict:
     return catalog.filter(pc.equal(catalog["id"], row_id)).to_pylist()[0]
 
 
-def plain_frames(path, row: dict):
-    """The notebook call, with what the catalog records as applied (negative prompt,
-    guidance, family parameters) and load_video's frames converted to RGB; a
-    video-to-video call takes the first num_frames frames and no num_frames."""
+def plain_frames(row: dict):
+    """The notebook call on the row's recorded media, with what the catalog records as
+    applied (negative prompt, guidance, family parameters) and load_video's frames converted
+    to RGB; a clip that follows its videos frame for frame gets their first num_frames
+    frames (video-to-video's call takes no num_frames)."""
     import diffusers
     import torch
     from diffusers.utils import load_image, load_video
@@ -85,11 +94,12 @@ def plain_frames(path, row: dict):
     pipe.set_progress_bar_config(disable=True)
     kwargs = {p: row[p] for p in family.param_names if row[p] is not None}
     if row["image"] is not None:
-        kwargs["image"] = load_image(str(path))
-    else:
-        rgb = load_video(str(path), convert_method=lambda fs: [f.convert("RGB") for f in fs])
-        kwargs["video"] = rgb[: row["num_frames"]] if family.frames_from_video else rgb
-    if not family.frames_from_video:
+        kwargs["image"] = load_image(row["image"])
+    for column in ("video", "mask"):
+        if row[column] is not None:
+            rgb = load_video(row[column], convert_method=lambda fs: [f.convert("RGB") for f in fs])
+            kwargs[column] = rgb[: row["num_frames"]] if family.frames_from_video else rgb
+    if family.call_num_frames:
         kwargs["num_frames"] = row["num_frames"]
     frames = pipe(
         prompt=PROMPT,
@@ -108,7 +118,7 @@ def plain_frames(path, row: dict):
 def test_video_rows_render_with_their_video_recorded(rendered):
     code, out, videos = rendered
     catalog = read_catalog(out)
-    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 8
+    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 10
     for name in ("mp4", "gif", "cogvideox"):
         row = by_id(catalog, name)
         assert row["model"].endswith(VIDEO_TASK)
@@ -128,16 +138,18 @@ def test_video_rows_render_with_their_video_recorded(rendered):
     assert text["strength"] is None
 
 
-@pytest.mark.parametrize("name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video", "ti2v"])
-def test_frames_equal_a_plain_video_to_video_call(rendered, name):
-    _, out, videos = rendered
+@pytest.mark.parametrize(
+    "name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video", "ti2v", "vace", "vace-video"]
+)
+def test_frames_equal_a_plain_diffusers_call(rendered, name):
+    _, out, _ = rendered
     row = by_id(read_catalog(out), name)
-    assert row["frames_sha256"] == frames_sha256(plain_frames(videos[name], row))
+    assert row["frames_sha256"] == frames_sha256(plain_frames(row))
 
 
 def test_verify_re_renders_video_rows(rendered, capsys):
     _, out, _ = rendered
-    assert main(["verify", str(out), "--sample", "8"]) == 0
+    assert main(["verify", str(out), "--sample", "10"]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
 
 
@@ -158,3 +170,13 @@ def test_ti2v_given_an_image_renders_as_image_to_video(rendered):
     assert row["model"] == str(checkpoint_dir("wan2.2-ti2v")) + IMAGE_TASK
     assert resolve_model(row["model"]).family.name == "wan2.2-ti2v-i2v"
     assert row["image_sha256"] == hashlib.sha256(videos["ti2v"].read_bytes()).hexdigest()
+
+
+def test_vace_rows_record_their_control_video_and_mask(rendered):
+    _, out, videos = rendered
+    catalog = read_catalog(out)
+    masked, plain = by_id(catalog, "vace"), by_id(catalog, "vace-video")
+    assert resolve_model(masked["model"]).family.name == "wan-vace"
+    assert (masked["num_frames"], masked["conditioning_scale"]) == (5, 0.7)
+    assert len(masked["mask_sha256"]) == 64 and masked["mask"].endswith("mask.mp4")
+    assert (plain["num_frames"], plain["conditioning_scale"], plain["mask"]) == (9, 1.0, None)

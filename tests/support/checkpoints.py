@@ -92,6 +92,25 @@ def _wan(variant: str):
     )
 
 
+def _wan_vace():
+    """WanVACEPipeline as diffusers' tests build it: the Wan 2.1 components with a VACE
+    transformer (control blocks after layers 0 and 1; 96 = 16 + 16 latent channels of the
+    control video's kept and reactive parts + 64 of the 8x8-folded mask)."""
+    import torch
+    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
+
+    parts = _wan("2.1").components
+    torch.manual_seed(_SEED)
+    parts["transformer"] = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
+        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        vace_layers=[0, 1], vace_in_channels=96,
+    )  # fmt: skip
+    parts.pop("transformer_2", None)
+    return WanVACEPipeline(**{k: v for k, v in parts.items() if k != "boundary_ratio"})
+
+
 def _wan_i2v(variant: str):
     """WanImageToVideoPipeline as diffusers' tests build it: 2.1 with a CLIP image encoder
     (image_dim; FLF2V: a position embedding over both images' tokens), 2.2 A14B with two
@@ -344,6 +363,7 @@ I2V_BUILDERS = {
     "cogvideox-1.5-i2v": lambda: _cogvideox_i2v(v15=True),
     "hunyuan-i2v": _hunyuan_i2v,
     "hunyuan-i2v-33ch": lambda: _hunyuan_i2v("latent_concat"),
+    "wan-vace": _wan_vace,
 }
 DETECTED_FAMILY = {
     "wan2.1": "wan",

@@ -199,3 +199,17 @@ def ffmpeg_made(directory: Path, name: str, *args: str) -> Path:
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *args, str(path)]
     subprocess.run(command, check=True, timeout=60)
     return path
+
+
+def mask_video(
+    directory: Path, width: int = 32, height: int = 32, frames: int = 9, name: str = "mask.mp4"
+) -> Path:
+    """A VACE mask video: white (render anew) on the left half, black (keep) on the right."""
+    from pipeline.config import EncodeSettings
+    from pipeline.outputs.encode import encode_clip
+
+    mask = np.zeros((frames, height, width, 3), np.uint8)
+    mask[:, :, : width // 2] = 255
+    path = Path(directory) / name
+    path.write_bytes(encode_clip(mask, 8.0, EncodeSettings()))
+    return path

@@ -161,9 +161,12 @@ class Family:
     # Its transformer passes an attention mask (padded text): backends that refuse one
     # (flash, sage, ...: lanes.MASKLESS_BACKENDS) are refused before any render.
     attention_masks: bool = False
-    # Video-to-video: `__call__` takes no num_frames; the clip is as long as the frames it
-    # is given (the row's num_frames first frames of its video).
+    # The clip follows a video input frame for frame (video-to-video, VACE's control video):
+    # the row renders its videos' first num_frames frames, which they must hold; a row
+    # without num_frames takes the most they cover. `call_num_frames` False: `__call__`
+    # takes no num_frames (video-to-video: the clip is as long as the frames given).
     frames_from_video: bool = False
+    call_num_frames: bool = True
     # The pipeline returns num_frames - this many frames (HunyuanVideo-I2V-33ch decodes its
     # image frame and drops 4): the call asks for the row's num_frames plus this.
     call_frames_extra: int = 0

@@ -97,6 +97,7 @@ COGVIDEOX_V2V = Family(
     media_inputs=("video",),
     media_required=("video",),
     frames_from_video=True,
+    call_num_frames=False,
     notes="a `cogvideox` (2b / 5b) checkpoint renders its rows that give a `video` with this "
     "pipeline, on the same weights (model spec + `#v2v`)",
 )

@@ -184,11 +184,45 @@ WAN21_V2V = Family(
     media_inputs=("video",),
     media_required=("video",),
     frames_from_video=True,
+    call_num_frames=False,
     hub_hints=("v2v",),
     notes="a `wan` (2.1 text-to-video) checkpoint renders its rows that give a `video` with "
     "this pipeline, on the same weights (model spec + `#v2v`)",
 )
 
+CONDITIONING_SCALE = Param(
+    "conditioning_scale",
+    default=1.0,
+    expected="a finite number >= 0",
+    ok=finite_at_least(0.0),
+    help="how strongly VACE's control video (and mask) steer the render",
+)
+
+
+def is_single_expert(checkpoint: Checkpoint) -> bool:
+    return not is_a14b(checkpoint)
+
+
+# WanVACEPipeline (Wan 2.1 VACE 1.3B / 14B): a control `video`, optionally a per-frame `mask`
+# (white: render anew, black: keep), frame for frame with the clip; one video per call.
+WAN_VACE = Family(
+    name="wan-vace",
+    title="Wan 2.1 VACE (a control `video`, optional `mask`, `conditioning_scale`)",
+    pipeline_classes=("WanVACEPipeline",),
+    shape=Shape(frame_step=4, side_multiple=16),
+    defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
+    encode_text=encode_wan,
+    params=(CONDITIONING_SCALE,),
+    batch_pixel_safe=False,
+    batch_size_why=ONE_VIDEO_PER_CALL,
+    media_inputs=("video", "mask"),
+    media_required=("video",),
+    frames_from_video=True,
+    matches=is_single_expert,
+    hub_hints=("vace",),
+    notes="reference images are not supported yet; Wan 2.2 VACE (two experts) neither",
+)
+
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
 FAMILIES = (WAN22_I2V_A14B, WAN21_FLF2V, WAN22_TI2V_I2V, WAN21_I2V, WAN22_A14B, WAN22_TI2V, WAN)
-FAMILIES += (WAN21_V2V,)
+FAMILIES += (WAN21_V2V, WAN_VACE)
