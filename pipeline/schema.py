@@ -39,9 +39,12 @@ RESIZE = "resize"
 # LoRA adapters of a row (pipeline/plan/lora_rows.py): validated to canonical JSON text,
 # [{"uri", "scale", "sha256"}, ...]; the key hashes each adapter's content and scale.
 LORA = "lora"
+# VACE's reference images of a row (pipeline/plan/reference_rows.py): validated to canonical
+# JSON text, [{"uri", "sha256"}, ...]; the key hashes each image's content, in order.
+REFERENCE_IMAGES = "reference_images"
 # What decides an item (with the model's fingerprint); the key hashes these (media by content).
 REQUEST_FIELDS = ("prompt", "negative_prompt", "seed", "model", *PARAM_COLUMNS)
-REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA)
+REQUEST_FIELDS += (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA, REFERENCE_IMAGES)
 REQUEST_COLUMNS = ("id", *REQUEST_FIELDS)  # what a manifest row asks for
 PRIORITY = "priority"  # orders dispatch only: never in the key or the composition
 # Renders of each row (best of N, plan/variants.py): variant i asks for seed + i. The count
@@ -51,12 +54,12 @@ MAX_VARIANTS = 10_000
 MANIFEST_COLUMNS = (*REQUEST_COLUMNS, PRIORITY, VARIANTS)  # every column a manifest may give
 # Read as text from CSV and JSONL, so ids like "007" and seeds above 2**63 stay exact.
 TEXT_COLUMNS = ("id", "prompt", "negative_prompt", "seed", "model", *MEDIA_COLUMNS, RESIZE)
-TEXT_COLUMNS += (LORA,)  # a JSONL list of objects arrives as its JSON text
+TEXT_COLUMNS += (LORA, REFERENCE_IMAGES)  # a JSONL list arrives as its JSON text
 # The validated table: manifest row number, the request, then passthrough columns.
 ROW = "row"
 VALIDATED_COLUMNS = (ROW, "id", "prompt", "negative_prompt", "seed", "model")
 VALIDATED_COLUMNS += (*INT_PARAMS, *FLOAT_PARAMS, *FAMILY_PARAM_COLUMNS)
-VALIDATED_COLUMNS += (*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS, LORA)
+VALIDATED_COLUMNS += (*MEDIA_COLUMNS, RESIZE, *MEDIA_HASH_COLUMNS, LORA, REFERENCE_IMAGES)
 
 # --- plan -----------------------------------------------------------------------------
 KEY = "key"

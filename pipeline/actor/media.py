@@ -14,7 +14,7 @@ from pipeline.media.probe import decode_image
 from pipeline.media.source import MediaError, MediaLimits, read_verified
 from pipeline.media.video import decode_video
 from pipeline.plan.batches import Item, MediaInput
-from pipeline.schema import VIDEO_COLUMNS
+from pipeline.schema import REFERENCE_IMAGES, VIDEO_COLUMNS
 
 
 @dataclass
@@ -28,7 +28,8 @@ class MediaFetcher:
     fetches: int = 0
 
     def inputs(self, item: Item, exact_frames: bool = True) -> dict:
-        """`__call__` keywords (image=, last_image=, video=) for the item, fitted to its size:
+        """`__call__` keywords (image=, last_image=, video=, mask=, reference_images=) for the
+        item, fitted to its size (reference images as they are):
         a video is its first num_frames - frame_index frames (what the clip can hold from
         the condition's frame on), each fitted like an image. `exact_frames`: the video
         must have that many (video-to-video); else fewer is what the call gets (an LTX
@@ -36,7 +37,9 @@ class MediaFetcher:
         fitted = {}
         for media in item.media:
             policy = item.resize or "crop"
-            if media.name in VIDEO_COLUMNS:
+            if media.name == REFERENCE_IMAGES:  # the pipeline resizes them itself
+                fitted.setdefault(media.name, []).append(self.image(media))
+            elif media.name in VIDEO_COLUMNS:
                 count = item.num_frames - int(item.family_args().get("frame_index", 0))
                 frames = self.video(media, count, exact_frames)
                 fitted[media.name] = [fit_image(f, item.width, item.height, policy) for f in frames]

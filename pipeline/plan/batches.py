@@ -15,6 +15,7 @@ from pipeline.schema import (
     LORA,
     MEDIA_COLUMNS,
     MEDIA_HASH_SUFFIX,
+    REFERENCE_IMAGES,
     RESIZE,
 )
 
@@ -74,7 +75,7 @@ class Item:
     def from_record(cls, record: dict) -> Item:
         """From a row of ITEM_FIELDS columns: family parameters a row sets become `params`,
         media cells it gives become `media`."""
-        special = (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA)
+        special = (*FAMILY_PARAM_COLUMNS, *MEDIA_COLUMNS, RESIZE, LORA, REFERENCE_IMAGES)
         fields = {
             name: record[name]
             for name in ITEM_FIELDS
@@ -86,6 +87,8 @@ class Item:
             for name in MEDIA_COLUMNS
             if record.get(name) is not None
         )
+        references = json.loads(record.get(REFERENCE_IMAGES) or "[]")
+        media += tuple(MediaInput(REFERENCE_IMAGES, r["uri"], r["sha256"]) for r in references)
         lora = tuple(Adapter(**a) for a in json.loads(record.get(LORA) or "[]"))
         resize = record.get(RESIZE)
         return cls(**fields, params=tuple(given), media=media, resize=resize, lora=lora)

@@ -10,11 +10,13 @@ import pyarrow.compute as pc
 from pipeline.errors import ManifestError, RowProblem
 from pipeline.models import model_fingerprint, resolve_model
 from pipeline.plan.lora_rows import key_text as lora_key_text
+from pipeline.plan.reference_rows import key_text as reference_key_text
 from pipeline.schema import (
     FAMILY_PARAM_COLUMNS,
     LORA,
     MEDIA_COLUMNS,
     MEDIA_HASH_SUFFIX,
+    REFERENCE_IMAGES,
     RESIZE,
     SEED_SPACE,
 )
@@ -85,6 +87,7 @@ _EXTRAS = (
     *((name, name + MEDIA_HASH_SUFFIX, str) for name in MEDIA_COLUMNS),
     (RESIZE, RESIZE, str),
     (LORA, LORA, lora_key_text),
+    (REFERENCE_IMAGES, REFERENCE_IMAGES, reference_key_text),
 )
 
 

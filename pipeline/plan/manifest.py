@@ -6,6 +6,7 @@ Every problem in every row is reported at once, by row number (from 0) and id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,12 +21,14 @@ from pipeline.plan.lora_rows import lora_column
 from pipeline.plan.media_rows import (
     MediaOptions,
     check_media_params,
+    image_fact,
     manifest_folder,
     media_columns,
     rows_with_media,
     task_models,
 )
 from pipeline.plan.readers import read_manifest
+from pipeline.plan.reference_rows import reference_column
 from pipeline.plan.seed_aliases import seed_aliases
 from pipeline.schema import (
     FAMILY_PARAM_COLUMNS,
@@ -244,8 +247,12 @@ def validate(
         pa.array(negative_defaults, pa.string()).take(pa.array(codes)),
     )
     columns = [np.arange(n, dtype=np.int64), ids, prompt, negative, pa.array(seeds, pa.uint64())]
-    lora = lora_column(table, models, resolved, problems, media or MediaOptions())
-    columns += [models, *params.values(), *family_params, *media_cols, lora]  # VALIDATED_COLUMNS
+    options = media or MediaOptions()
+    lora = lora_column(table, models, resolved, problems, options)
+    family_of = [families[c] for c in codes.tolist()]
+    inspect = functools.cache(lambda location: image_fact(location, options))
+    refs = reference_column(table, family_of, resolved, problems, inspect)
+    columns += [models, *params.values(), *family_params, *media_cols, lora, refs]  # VALIDATED
     out = pa.Table.from_arrays(columns, names=list(VALIDATED_COLUMNS))
     aliases = seed_aliases(out, ~problems.rows(), strict_seeds)
     if strict_seeds:

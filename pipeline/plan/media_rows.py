@@ -50,6 +50,23 @@ class _Cell:
     problem: str = ""
 
 
+@dataclass(frozen=True)
+class ImageFact:
+    """An image location as validated for a list cell (reference_rows.py)."""
+
+    uri: str
+    sha256: str | None
+    problem: str
+
+
+def image_fact(location: str, options: MediaOptions) -> ImageFact:
+    """One image location, resolved, checked and hashed like an `image` cell."""
+    url = resolve_location(location, options.base)
+    cell = _inspect(url, IMAGE, _stat(url, options), options)
+    problem = cell.problem if not cell.problem or url in cell.problem else f"{cell.problem} ({url})"
+    return ImageFact(url, cell.sha256, problem)
+
+
 def kind_of(column: str) -> str:
     return VIDEO if column in VIDEO_COLUMNS else IMAGE
 

@@ -22,7 +22,7 @@ from pipeline.driver.job import run_job
 from pipeline.driver.verify import verify_run
 from pipeline.rundir.jobjson import library_versions
 from pipeline.rundir.layout import RunDir
-from pipeline.schema import LORA, MEDIA_COLUMNS, MEDIA_HASH_COLUMNS, RESIZE
+from pipeline.schema import LORA, MEDIA_COLUMNS, MEDIA_HASH_COLUMNS, REFERENCE_IMAGES, RESIZE
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data"
@@ -70,13 +70,12 @@ def test_an_old_finished_run_dir_resumes_with_nothing_rendered_and_no_ray(tmp_pa
     catalog = pq.read_table(run / "catalog.parquet")
     # Every old column, in the same order; the columns added since: each row is its own
     # variant 0 (best of N: issue 17), media columns and the family parameters of media
-    # rows (`conditioning_scale`, `frame_index`, `strength`: issue 16) and `lora` (issue 18)
-    # are null for rows
-    # without them.
+    # rows (`conditioning_scale`, `frame_index`, `strength`: issue 16), VACE's
+    # `reference_images` and `lora` (issue 18) are null for rows without them.
     old = old_catalog.column_names
     assert [name for name in catalog.column_names if name in old] == old
     added = [name for name in catalog.column_names if name not in old]
-    media = [*MEDIA_COLUMNS, RESIZE, LORA, *MEDIA_HASH_COLUMNS]
+    media = [*MEDIA_COLUMNS, RESIZE, LORA, REFERENCE_IMAGES, *MEDIA_HASH_COLUMNS]
     media_params = ["conditioning_scale", "frame_index", "strength"]
     assert added == ["source_id", "variant", *media_params, *media]
     assert catalog["source_id"].to_pylist() == catalog["id"].to_pylist()

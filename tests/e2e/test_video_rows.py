@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -63,10 +65,17 @@ def rendered(tmp_path_factory, ray_local):
     ti2v = str(checkpoint_dir("wan2.2-ti2v"))
     rows.append(dict(base, id="ti2v", model=ti2v, image=str(videos["ti2v"]), num_frames=5))
     vace = dict(base, model=str(checkpoint_dir("wan-vace")), video=str(videos["mp4"]))
+    gif_first = png_rgb(tmp, 48, 24, "wide.png")  # the pipeline resizes references itself
     videos["vace"] = videos["vace-video"] = videos["mp4"]
     rows += [
         dict(vace, id="vace", mask=str(mask_video(tmp)), num_frames=5, conditioning_scale=0.7),
         dict(vace, id="vace-video"),  # num_frames from the video: all 9
+        dict(
+            vace,
+            id="vace-refs",
+            num_frames=5,
+            reference_images=[str(videos["ltx-image"]), str(gif_first)],
+        ),
     ]
     out = tmp / "run"
     manifest = write_manifest(tmp / "m.parquet", rows)
@@ -95,6 +104,9 @@ def plain_frames(row: dict):
     kwargs = {p: row[p] for p in family.param_names if row[p] is not None}
     if row["image"] is not None:
         kwargs["image"] = load_image(row["image"])
+    if row["reference_images"] is not None:
+        references = json.loads(row["reference_images"])
+        kwargs["reference_images"] = [load_image(entry["uri"]) for entry in references]
     for column in ("video", "mask"):
         if row[column] is not None:
             rgb = load_video(row[column], convert_method=lambda fs: [f.convert("RGB") for f in fs])
@@ -118,7 +130,7 @@ def plain_frames(row: dict):
 def test_video_rows_render_with_their_video_recorded(rendered):
     code, out, videos = rendered
     catalog = read_catalog(out)
-    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 10
+    assert code == 0 and catalog["status"].to_pylist() == ["ok"] * 11
     for name in ("mp4", "gif", "cogvideox"):
         row = by_id(catalog, name)
         assert row["model"].endswith(VIDEO_TASK)
@@ -139,7 +151,18 @@ def test_video_rows_render_with_their_video_recorded(rendered):
 
 
 @pytest.mark.parametrize(
-    "name", ["mp4", "gif", "cogvideox", "ltx-image", "ltx-video", "ti2v", "vace", "vace-video"]
+    "name",
+    [
+        "mp4",
+        "gif",
+        "cogvideox",
+        "ltx-image",
+        "ltx-video",
+        "ti2v",
+        "vace",
+        "vace-video",
+        "vace-refs",
+    ],
 )
 def test_frames_equal_a_plain_diffusers_call(rendered, name):
     _, out, _ = rendered
@@ -149,7 +172,7 @@ def test_frames_equal_a_plain_diffusers_call(rendered, name):
 
 def test_verify_re_renders_video_rows(rendered, capsys):
     _, out, _ = rendered
-    assert main(["verify", str(out), "--sample", "10"]) == 0
+    assert main(["verify", str(out), "--sample", "11"]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
 
 
@@ -180,3 +203,8 @@ def test_vace_rows_record_their_control_video_and_mask(rendered):
     assert (masked["num_frames"], masked["conditioning_scale"]) == (5, 0.7)
     assert len(masked["mask_sha256"]) == 64 and masked["mask"].endswith("mask.mp4")
     assert (plain["num_frames"], plain["conditioning_scale"], plain["mask"]) == (9, 1.0, None)
+    references = json.loads(by_id(catalog, "vace-refs")["reference_images"])
+    assert [Path(r["uri"]).name for r in references] == ["ltx.png", "wide.png"]  # in order
+    for entry in references:
+        assert entry["sha256"] == hashlib.sha256(Path(entry["uri"]).read_bytes()).hexdigest()
+    assert by_id(catalog, "vace-refs")["key"] != masked["key"]

@@ -245,3 +245,33 @@ def test_a_resume_reads_no_unchanged_video_again_and_keeps_its_frame_count(
     again = validate(table, media=MediaOptions(hashes=cached)).table
     assert again["num_frames"].to_pylist() == first["num_frames"].to_pylist() == [5]
     assert again["video_sha256"] == first["video_sha256"] and not cached.changed
+
+
+def test_reference_images_are_validated_by_row(tmp_path, wan):
+    """VACE's list of images: one location, a list, or the list as JSON text (CSV); each
+    checked as an image; families without VACE refuse them."""
+    import json
+
+    from tests.support.checkpoints import checkpoint_dir
+
+    vace = str(checkpoint_dir("wan-vace"))
+    video, image = str(video_file(tmp_path, frames=9)), str(png_rgb(tmp_path, 32, 32))
+    base = dict(prompt="p", seed=1, model=vace, video=video, height=32, width=32, num_frames=5)
+    ok = validate_rows(
+        [dict(base, reference_images=image), dict(base, reference_images=json.dumps([image]))]
+    )
+    assert ok[0]["reference_images"] == ok[1]["reference_images"]  # the same canonical cell
+    assert json.loads(ok[0]["reference_images"])[0]["uri"] == image
+    found = problems_of(
+        [
+            dict(base, id="gone", reference_images=json.dumps([image, str(tmp_path / "x.png")])),
+            dict(base, id="empty", reference_images="[]"),
+            dict(base, id="text", model=wan, video=None, reference_images=image),
+        ]
+    )
+    assert len(found) == 3, found
+    assert found[0].startswith("row 0 (id 'gone'): reference_images: ") and "x.png" in found[0]
+    assert found[1] == "row 1 (id 'empty'): reference_images: 1 to 8 reference images, got 0"
+    assert found[2].startswith(
+        "row 2 (id 'text'): reference_images: wan models do not take reference_images"
+    )

@@ -204,7 +204,8 @@ def is_single_expert(checkpoint: Checkpoint) -> bool:
 
 
 # WanVACEPipeline (Wan 2.1 VACE 1.3B / 14B): a control `video`, optionally a per-frame `mask`
-# (white: render anew, black: keep), frame for frame with the clip; one video per call.
+# (white: render anew, black: keep), frame for frame with the clip, and `reference_images`
+# (a list, resized by the pipeline); one video per call.
 WAN_VACE = Family(
     name="wan-vace",
     title="Wan 2.1 VACE (a control `video`, optional `mask`, `conditioning_scale`)",
@@ -215,12 +216,12 @@ WAN_VACE = Family(
     params=(CONDITIONING_SCALE,),
     batch_pixel_safe=False,
     batch_size_why=ONE_VIDEO_PER_CALL,
-    media_inputs=("video", "mask"),
+    media_inputs=("video", "mask", "reference_images"),
     media_required=("video",),
     frames_from_video=True,
     matches=is_single_expert,
     hub_hints=("vace",),
-    notes="reference images are not supported yet; Wan 2.2 VACE (two experts) neither",
+    notes="Wan 2.2 VACE (two experts) is not supported yet",
 )
 
 # Variants first: detection takes the first family whose `matches` accepts a checkpoint.
