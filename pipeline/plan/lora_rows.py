@@ -28,6 +28,7 @@ from pipeline.media.source import MediaError, MediaLimits, read_media, sha256_he
 from pipeline.models import resolve_model
 from pipeline.models.hub_files import parse_hub_file, pin_hub_file, readable_location
 from pipeline.models.lora_fit import adapter_tensors, fit_problem
+from pipeline.plan.list_cells import list_cell
 from pipeline.plan.media_rows import resolve_location
 from pipeline.schema import LORA
 
@@ -49,22 +50,9 @@ class AdapterSpec:
 def parse_lora(value) -> tuple[AdapterSpec, ...] | None:
     """A cell or the flag -> its adapters; None when none is given (blank or null), ()
     for an explicit empty list. ValueError saying what was expected."""
+    value = list_cell(value, EXPECTED)
     if value is None:
         return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if not text.startswith("["):
-            return (AdapterSpec(text),)
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{EXPECTED}; the JSON list does not parse: {exc}") from None
-    if isinstance(value, dict):  # one {"uri", "scale"} object (a Parquet struct cell)
-        value = [value]
-    if not isinstance(value, list):
-        raise ValueError(EXPECTED)
     adapters = tuple(_adapter(entry) for entry in value)
     if len(adapters) > MAX_ADAPTERS:
         raise ValueError(f"at most {MAX_ADAPTERS} adapters per row, got {len(adapters)}")

@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from pipeline.plan.list_cells import list_cell
 from pipeline.schema import REFERENCE_IMAGES
 
 MAX_REFERENCES = 8
@@ -24,19 +25,10 @@ EXPECTED = "a path or URL of an image, or a list of them"
 
 def parse_references(value) -> list[str] | None:
     """A cell -> its locations (None when blank); ValueError saying what was expected."""
+    value = list_cell(value, EXPECTED)
     if value is None:
         return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if not text.startswith("["):
-            return [text]
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{EXPECTED}; the JSON list does not parse: {exc}") from None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    if not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f"{EXPECTED}; got {json.dumps(value, default=str)[:80]}")
     if not value or len(value) > MAX_REFERENCES:
         raise ValueError(f"1 to {MAX_REFERENCES} reference images, got {len(value)}")

@@ -77,6 +77,17 @@ STRENGTH = Param(
     ok=above_zero_up_to_one,
     help="how far from the source video: 1 renders anew, lower keeps more of it",
 )
+# What every video-to-video family shares: strength, one video per call, and the clip as
+# the video's first num_frames frames, which the call does not take.
+VIDEO_TO_VIDEO = dict(
+    params=(STRENGTH,),
+    batch_pixel_safe=False,
+    batch_size_why=ONE_VIDEO_PER_CALL,
+    media_inputs=("video",),
+    media_required=("video",),
+    frames_from_video=True,
+    call_num_frames=False,
+)
 
 
 def in_closed_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarray]:

@@ -25,8 +25,7 @@ from dataclasses import replace
 
 from pipeline.models.families.base import (
     ONE_IMAGE_PER_CALL,
-    ONE_VIDEO_PER_CALL,
-    STRENGTH,
+    VIDEO_TO_VIDEO,
     Checkpoint,
     Family,
     Shape,
@@ -91,15 +90,9 @@ COGVIDEOX_V2V = Family(
     defaults=model_card_defaults(480, 720, 49, 8, 50, 6.0),
     encode_text=encode_cogvideox,
     lanes=("taylorseer", "pab", "quantize"),  # attention: its processor calls SDPA itself
-    params=(STRENGTH,),
-    batch_pixel_safe=False,
-    batch_size_why=ONE_VIDEO_PER_CALL,
-    media_inputs=("video",),
-    media_required=("video",),
-    frames_from_video=True,
-    call_num_frames=False,
     notes="a `cogvideox` (2b / 5b) checkpoint renders its rows that give a `video` with this "
     "pipeline, on the same weights (model spec + `#v2v`)",
+    **VIDEO_TO_VIDEO,
 )
 I2V_CLASSES = ("CogVideoXImageToVideoPipeline",)
 # __call__ encodes one image per prompt of the call: media rows render one per call.

@@ -15,7 +15,7 @@ from pipeline.models.families.base import (
     DIT_LANES,
     ONE_IMAGE_PER_CALL,
     ONE_VIDEO_PER_CALL,
-    STRENGTH,
+    VIDEO_TO_VIDEO,
     Checkpoint,
     Family,
     Param,
@@ -178,16 +178,10 @@ WAN21_V2V = Family(
     defaults=model_card_defaults(480, 832, 81, 16, 50, 5.0, NEGATIVE),
     encode_text=encode_wan,
     lanes=DIT_LANES,
-    params=(STRENGTH,),
-    batch_pixel_safe=False,
-    batch_size_why=ONE_VIDEO_PER_CALL,
-    media_inputs=("video",),
-    media_required=("video",),
-    frames_from_video=True,
-    call_num_frames=False,
     hub_hints=("v2v",),
     notes="a `wan` (2.1 text-to-video) checkpoint renders its rows that give a `video` with "
     "this pipeline, on the same weights (model spec + `#v2v`)",
+    **VIDEO_TO_VIDEO,
 )
 
 CONDITIONING_SCALE = Param(
