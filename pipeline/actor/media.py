@@ -29,11 +29,11 @@ class MediaFetcher:
 
     def inputs(self, item: Item, exact_frames: bool = True) -> dict:
         """`__call__` keywords (image=, last_image=, video=, mask=, reference_images=) for the
-        item, fitted to its size (reference images as they are):
-        a video is its first num_frames - frame_index frames (what the clip can hold from
-        the condition's frame on), each fitted like an image. `exact_frames`: the video
-        must have that many (video-to-video); else fewer is what the call gets (an LTX
-        condition video shorter than the clip)."""
+        item. Images are fitted to its size; a video is its first num_frames - frame_index
+        frames (what the clip holds from the condition's frame on), each fitted like an
+        image; reference images stay as they are (the pipeline resizes them).
+        `exact_frames`: a video must hold that many (the clip follows it frame for frame);
+        else fewer is what the call gets (an LTX condition video shorter than the clip)."""
         fitted = {}
         for media in item.media:
             policy = item.resize or "crop"
