@@ -69,26 +69,3 @@ def test_rows_with_and_without_adapters_render_in_one_run(ray_local, tmp_path, c
     capsys.readouterr()
     assert main(args) == 0
     assert "(0 rendered this run)" in capsys.readouterr().out
-
-
-def test_a_media_row_with_a_lora_renders_and_is_scored(ray_local, tmp_path):
-    """The three together (issues 16, 17, 18): an image-to-video row with an adapter and
-    without one, scored in the same job; the adapter moves the pixels, both are scored."""
-    from tests.support.checkpoints import checkpoint_dir
-    from tests.support.media_files import png_rgb
-
-    write_wan_lora(tmp_path / "a.safetensors", seed=1)
-    image = png_rgb(tmp_path, 32, 32)
-    base = {"prompt": "a fox in snow", "seed": 5, "image": str(image), **SHAPE}
-    base["model"] = str(checkpoint_dir("wan2.1-i2v"))
-    rows = [{**base, "id": "with", "lora": "a.safetensors"}, {**base, "id": "without"}]
-    manifest = write_manifest(tmp_path / "m.parquet", rows)
-    out = tmp_path / "run"
-    assert main(["render", str(manifest), "--out", str(out), *FLAGS, "--score", "motion"]) == 0
-    catalog = {row["id"]: row for row in read_catalog(out).to_pylist()}
-    assert {row["status"] for row in catalog.values()} == {"ok"}
-    assert json.loads(catalog["with"]["lora"])[0]["uri"] == str(tmp_path / "a.safetensors")
-    assert catalog["without"]["lora"] is None
-    assert catalog["with"]["image_sha256"] == catalog["without"]["image_sha256"]
-    assert catalog["with"]["frames_sha256"] != catalog["without"]["frames_sha256"]
-    assert all(row["score_motion"] is not None for row in catalog.values())

@@ -9,7 +9,8 @@ re-renders video rows. LTXConditionPipeline takes one condition per row, an `ima
 not move); each equals `pipe(image=load_image(path) | video=load_video(path), ...)`. A Wan
 2.2 TI2V-5B checkpoint given an `image` renders through WanImageToVideoPipeline (`#i2v`).
 A Wan VACE checkpoint takes a control `video` and an optional `mask` video, frame for frame
-with the clip."""
+with the clip. The run is scored (`--score motion`) and one video row carries a LoRA: media
+rows, adapters and scores together (issues 16, 17, 18)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pipeline.outputs.encode import frames_sha256
 from pipeline.rundir.layout import RunDir
 from tests.conftest import read_catalog, write_manifest
 from tests.support.checkpoints import checkpoint_dir
+from tests.support.lora_files import write_wan_lora
 from tests.support.media_files import gif_video, mask_video, png_rgb, video_file
 
 THREADS, STEPS, SEED = 2, 2, 5
@@ -42,10 +44,12 @@ def rendered(tmp_path_factory, ray_local):
     videos = {"mp4": video_file(tmp, frames=9), "gif": gif_video(tmp, frames=7)}
     videos["cogvideox"] = video_file(tmp, width=16, height=16, frames=10, name="cog.mp4")
     model = str(checkpoint_dir("wan2.1"))
+    lora = write_wan_lora(tmp / "fox.safetensors", seed=1)
     base = dict(prompt=PROMPT, seed=SEED, model=model, **SHAPE)
     rows = [
         dict(base, id="mp4", video=str(videos["mp4"]), num_frames=5, strength=0.75),
-        dict(base, id="gif", video=str(videos["gif"])),  # num_frames from the video: 5 of 7
+        # num_frames from the video (5 of 7), and a LoRA on the video-to-video pipeline
+        dict(base, id="gif", video=str(videos["gif"]), lora=str(lora)),
         dict(base, id="text", num_frames=5),
         # CogVideoX: 8k+1 frames, so 9 of the 10 (its tiny checkpoint's size: 16x16)
         dict(base, id="cogvideox", video=str(videos["cogvideox"]), height=16, width=16),
@@ -79,7 +83,8 @@ def rendered(tmp_path_factory, ray_local):
     ]
     out = tmp / "run"
     manifest = write_manifest(tmp / "m.parquet", rows)
-    code = main(["render", str(manifest), "--out", str(out), "--threads", str(THREADS)])
+    args = ["render", str(manifest), "--out", str(out), "--threads", str(THREADS)]
+    code = main([*args, "--score", "motion"])
     return code, out, videos
 
 
@@ -104,6 +109,9 @@ def plain_frames(row: dict):
     kwargs = {p: row[p] for p in family.param_names if row[p] is not None}
     if row["image"] is not None:
         kwargs["image"] = load_image(row["image"])
+    for adapter in json.loads(row["lora"] or "[]"):
+        pipe.load_lora_weights(adapter["uri"], adapter_name="a")
+        pipe.set_adapters(["a"], adapter_weights=[adapter["scale"]])
     if row["reference_images"] is not None:
         references = json.loads(row["reference_images"])
         kwargs["reference_images"] = [load_image(entry["uri"]) for entry in references]
@@ -145,6 +153,8 @@ def test_video_rows_render_with_their_video_recorded(rendered):
     assert by_id(catalog, "gif")["strength"] == 0.8  # the default, recorded as applied
     assert by_id(catalog, "gif")["num_frames"] == 5  # the most 7 frames cover (4k+1)
     assert by_id(catalog, "cogvideox")["num_frames"] == 9  # 8k+1 within 10
+    assert json.loads(by_id(catalog, "gif")["lora"])[0]["uri"].endswith("fox.safetensors")
+    assert catalog["score_motion"].null_count == 0  # every row scored in the same job
     text = by_id(catalog, "text")
     assert text["model"] == str(checkpoint_dir("wan2.1")) and text["video"] is None
     assert text["strength"] is None
@@ -172,7 +182,8 @@ def test_frames_equal_a_plain_diffusers_call(rendered, name):
 
 def test_verify_re_renders_video_rows(rendered, capsys):
     _, out, _ = rendered
-    assert main(["verify", str(out), "--sample", "11"]) == 0
+    # Evenly spaced: mp4 (video-to-video), text, the LTX image condition, LTX text, VACE.
+    assert main(["verify", str(out), "--sample", "5"]) == 0
     assert "0 problem(s)" in capsys.readouterr().out
 
 
