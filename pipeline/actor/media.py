@@ -36,16 +36,30 @@ class MediaFetcher:
         else fewer is what the call gets (an LTX condition video shorter than the clip)."""
         fitted = {}
         for media in item.media:
-            policy = item.resize or "crop"
             if media.name == REFERENCE_IMAGES:  # the pipeline resizes them itself
                 fitted.setdefault(media.name, []).append(self.image(media))
-            elif media.name in VIDEO_COLUMNS:
-                count = item.num_frames - int(item.family_args().get("frame_index", 0))
-                frames = self.video(media, count, exact_frames)
-                fitted[media.name] = [fit_image(f, item.width, item.height, policy) for f in frames]
             else:
-                fitted[media.name] = fit_image(self.image(media), item.width, item.height, policy)
+                fitted[media.name] = self._fitted(item, media, exact_frames, first_only=False)
         return fitted
+
+    def posters(self, item: Item, exact_frames: bool = True) -> dict:
+        """Each media input's first picture as the call got it (a video's first frame,
+        fitted alone, not the whole video again); reference images have none."""
+        return {
+            media.name: self._fitted(item, media, exact_frames, first_only=True)
+            for media in item.media
+            if media.name != REFERENCE_IMAGES
+        }
+
+    def _fitted(self, item: Item, media: MediaInput, exact: bool, first_only: bool):
+        def fit(image):
+            return fit_image(image, item.width, item.height, item.resize or "crop")
+
+        if media.name not in VIDEO_COLUMNS:
+            return fit(self.image(media))
+        count = item.num_frames - int(item.family_args().get("frame_index", 0))
+        frames = self.video(media, count, exact)
+        return fit(frames[0]) if first_only else [fit(frame) for frame in frames]
 
     def image(self, media: MediaInput):
         cached = self._images.get(media.sha256)

@@ -113,6 +113,10 @@ class Renderer:
         frames the row renders; a condition video may be shorter than the clip)."""
         return self.media.inputs(item, exact_frames=self.family.frames_from_video)
 
+    def media_posters(self, item: Item) -> dict:
+        """The first picture of each of the item's media inputs, as its call got it."""
+        return self.media.posters(item, exact_frames=self.family.frames_from_video)
+
     def _finished(self, item: Item, frames: np.ndarray) -> np.ndarray | RenderError:
         if self.faults.hits("nan", item.prompt):
             frames = np.full_like(frames, np.nan)

@@ -26,7 +26,7 @@ from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
 from pipeline.outputs.thumbnail import make_thumbnail, png_bytes
 from pipeline.plan.batches import Batch, Item
 from pipeline.rundir.layout import RunDir
-from pipeline.schema import MEDIA_COLUMNS, WORKER_RESULT_COLUMNS
+from pipeline.schema import WORKER_RESULT_COLUMNS
 
 # Outcomes a worker reports; the driver turns "retriable" into another attempt or "failed".
 OK, FATAL, RETRIABLE = "ok", "fatal", "retriable"
@@ -94,9 +94,7 @@ class BatchWorker:
     def input_files(self, item: Item) -> dict[str, bytes]:
         """PNG of each media input as the pipeline got it (decoded and fitted; cached); of a
         video, its first frame (the poster: the catalog names the video and its hash)."""
-        inputs = self.renderer.media_inputs(item).items()
-        kept = [(name, m) for name, m in inputs if name in MEDIA_COLUMNS]  # not references
-        return {name: png_bytes(m[0] if isinstance(m, list) else m) for name, m in kept}
+        return {name: png_bytes(image) for name, image in self.renderer.media_posters(item).items()}
 
     def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:
         """Encode, hash and write one clip; the clip is on storage before we report ok."""
