@@ -62,11 +62,7 @@ class Renderer:
         self.media = media or MediaFetcher()
         self.ref = resolve_model(model)
         self.family = self.ref.family
-        if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
-            import torch
-
-            # Pinned, not inherited: the thread count changes a few uint8 values.
-            torch.set_num_threads(settings.threads)
+        self._pin_threads()
         self.pipe = load_pipeline(self.ref, settings)
         self.cache = EmbeddingCache(settings.embedding_cache) if settings.embedding_cache else None
         self.adapters = Adapters(self.pipe, self.media.limits, self.media.storage_options)
@@ -76,6 +72,7 @@ class Renderer:
         the batch (padding discarded). A failure of the whole call raises RenderError."""
         items = batch.padded()
         self.faults.before_render(batch.items)
+        self._pin_threads()
         if self.ref.kind == "null":
             return [self._null(item) for item in batch.items]
         # Batch-mates would change pixels, or a media row conditions its whole call (a
@@ -87,6 +84,16 @@ class Renderer:
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
         return [self._finished(item, clip) for item, clip in zip(batch.items, frames)]
+
+    def _pin_threads(self) -> None:
+        """Pinned, not inherited: the thread count changes a few uint8 values. Pinned in
+        the thread that renders, at each call: torch's count is per OS thread (OpenMP's),
+        and an actor runs its calls on a pool of threads (measured: an actor kept from an
+        earlier job rendered on a thread still pinned to that job's --threads)."""
+        if self.ref.kind != "null":  # the null model needs no torch (seconds of import)
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
 
     def _null(self, item: Item) -> np.ndarray | RenderError:
         """The null model's uint8 frames (the `nan` fault applies to every model)."""

@@ -14,6 +14,7 @@ from pipeline.config import EncodeSettings, RenderSettings
 from pipeline.errors import RenderError
 from pipeline.plan.batches import Batch
 from pipeline.rundir.layout import RunDir
+from tests.support.batchmates_model import ensure_batchmates_model
 from tests.support.items import make_item as _item
 
 
@@ -76,19 +77,44 @@ def test_overlapped_batches_give_the_same_results_as_sequential(tmp_path):
 
 def test_a_render_actor_loads_the_next_model_in_place(tmp_path):
     """A run with several models keeps its actors: `ready(spec)` swaps the pipeline, and
-    the same model again keeps the loaded one."""
+    the same spec again keeps the loaded one; another job's spec gets a worker of its own."""
     from pipeline.driver.executor import RenderActor
 
-    run = RunDir(str(tmp_path / "run"))
+    run, other_run = RunDir(str(tmp_path / "run")), RunDir(str(tmp_path / "other"))
     null = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(), run)
     tiny = WorkerSpec("tiny", RenderSettings(), EncodeSettings(), run)
     actor = RenderActor(null, load_now=False)
     actor.ready()
     first = actor.worker
     actor.ready(null)
-    assert actor.worker is first  # same model: nothing reloaded
+    assert actor.worker is first  # same spec: nothing reloaded
+    actor.ready(WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(), other_run))
+    assert actor.worker is not first  # another job's (warm_actors.py): its own worker
+    first = actor.worker
     actor.ready(tiny)
     assert actor.worker is not first and actor.worker.renderer.ref.kind != "null"
     assert first._encoders._shutdown  # the old worker let go of its threads
     rows = actor.process(Batch((_item("p", 1), _item("q", 2)), 2))
     assert [row["status"] for row in rows] == ["ok", "ok"]
+
+
+def test_each_render_pins_the_thread_count_in_the_thread_that_renders():
+    """torch's thread count is per OS thread, and an actor renders on a pool of threads,
+    one of which an earlier job (warm_actors.py) may have left at its own --threads. On the
+    batch-mates model the count moves pixels: each render pins it where it runs."""
+    import torch
+
+    model = str(ensure_batchmates_model())
+    batch = Batch((_item("p", 1, model=model), _item("q", 2, model=model)), 2)
+    renderer = Renderer(model, RenderSettings(model=model, batch_size=2, threads=2))
+    here = renderer.render(batch)
+    one = Renderer(model, RenderSettings(model=model, batch_size=2, threads=1)).render(batch)
+    assert not all(np.array_equal(a, b) for a, b in zip(here, one))  # the count matters
+
+    def in_a_thread_left_at_one():
+        torch.set_num_threads(1)
+        return renderer.render(batch)
+
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(in_a_thread_left_at_one).result()
+    assert all(np.array_equal(a, b) for a, b in zip(here, there))
