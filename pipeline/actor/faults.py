@@ -1,9 +1,12 @@
 """Test-only fault injection, selected by --inject-fault (never on by default).
 
-A fault is "KIND:PROMPT": when an item with exactly that prompt is processed (for crash
-and hang, PROMPT may also be an item key, to hit one request of a prompt),
+A fault is "KIND:PROMPT": when an item with exactly that prompt is processed (for crash,
+hang and stall, PROMPT may also be an item key, to hit one request of a prompt),
   crash   the render process exits at once (as a segfault or OOM-kill would)
   hang    the render blocks for an hour (a stuck GPU)
+  stall   the render blocks until its process is killed, once per run dir: it first
+          writes its pid to `_state/stalled-<key>`, so a test kills exactly the process
+          that holds the batch, at a point it knows (a retry then renders)
   encode  ffmpeg is given an unknown encoder, so the real ffmpeg fails
   nan     the frames come back as NaN
   storage the clip write raises OSError (a storage blip)
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
 
-KINDS = ("crash", "hang", "encode", "nan", "storage", "black", "pause")
+KINDS = ("crash", "hang", "stall", "encode", "nan", "storage", "black", "pause")
 PAUSE_STEPS = ("start", "score", "sweep")
 
 
@@ -57,6 +60,16 @@ class Faults:
                 os._exit(17)
             if self.hits("hang", item.prompt, item.key):
                 time.sleep(3600)
+
+    def stall(self, items, run) -> None:
+        """The `stall` fault: mark (pid) and block for good, unless marked already."""
+        for item in items:
+            if (
+                self.hits("stall", item.prompt, item.key)
+                and run.read_bytes(run.stall_mark(item.key)) is None
+            ):
+                run.write(run.stall_mark(item.key), str(os.getpid()).encode())
+                threading.Event().wait()
 
     def pause(self, step: str) -> None:
         """The driver's `pause` fault: announce the step, then block until a line arrives on

@@ -74,6 +74,7 @@ class BatchWorker:
 
     def process(self, batch: Batch) -> list[dict]:
         with self._render_lock:
+            self.spec.faults.stall(batch.items, self.spec.run)
             started = time.perf_counter()
             try:
                 outputs = self.renderer.render(batch)

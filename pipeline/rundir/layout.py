@@ -11,6 +11,7 @@
     _state/driver.lock               one driver at a time (lock.py)
     _state/plan_keys.parquet         the plan's keys, so `status` counts pending items
     _state/media_hashes.json         media content hashes by location, size and version
+    _state/stalled-<key>             test-only: the `stall` fault's mark (actor/faults.py)
 
 No other module builds a run-dir path from strings.
 """
@@ -144,6 +145,9 @@ class RunDir(Folder):
     @property
     def media_hashes(self) -> str:
         return self.path(STATE_DIR, "media_hashes.json")
+
+    def stall_mark(self, key: str) -> str:
+        return self.path(STATE_DIR, f"stalled-{key}")
 
     def probe_path(self) -> str:
         return self.path(STATE_DIR, f"{PROBE_PREFIX}{uuid.uuid4().hex}")

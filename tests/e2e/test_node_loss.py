@@ -1,8 +1,9 @@
 """Node and actor loss (issue 4, point 6): only the lost batch runs again, elsewhere.
 
-Real kills: a render actor's process gets SIGKILL (found with psutil by its Ray process
-title), and a worker node of a multi-node `ray.cluster_utils.Cluster` (fake GPUs, all on
-127.0.0.1) is removed mid-run while a subprocess driver is joined to it.
+Real kills: a render actor's process gets SIGKILL (the one the test-only `stall` fault
+holds in a batch: it names its pid), and a worker node of a multi-node
+`ray.cluster_utils.Cluster` (fake GPUs, all on 127.0.0.1) is removed mid-run while a
+subprocess driver is joined to it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import signal
 import threading
 
-import psutil
 import pyarrow.compute as pc
 import pytest
 
@@ -22,7 +22,6 @@ from tests.support.runs import (
     kill_session,
     ledger_keys,
     poll,
-    render_actor_pids,
     run_in_process,
     start_render,
 )
@@ -34,23 +33,26 @@ def test_killed_render_actor_costs_only_its_batches(ray_local, tmp_path):
     rows = prompt_rows(12, prefix="actorkill", height=64, width=64)
     manifest = write_manifest(tmp_path / "prompts.parquet", rows)
     out = tmp_path / "run"
+    stalled = rows[5]["prompt"]
     killed: list[int] = []
     failure: list[BaseException] = []
 
-    def kill_one_actor_mid_run():
+    def kill_the_stalled_actor():
+        # The `stall` fault marks its item with the actor's pid, then blocks until killed:
+        # the kill lands while that actor provably holds the item's batch, never earlier
+        # or later (its second batch in flight, if any, is lost with it).
         try:
-            poll(lambda: len(ledger_keys(out)) >= 4, None, None)
-            # An actor with an ffmpeg child is encoding a batch it has not returned yet.
-            victim = poll(lambda: _busy_render_actor(), None, None)
-            os.kill(victim, signal.SIGKILL)
-            killed.append(victim)
+            mark = poll(lambda: next((out / "_state").glob("stalled-*"), None), None, None)
+            pid = mark.read_text()  # written whole (a rename), as every run-dir file
+            os.kill(int(pid), signal.SIGKILL)
+            killed.append(int(pid))
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failure.append(exc)
 
-    # The render runs in this (main) thread; the killer polls the ledger beside it.
-    killer = threading.Thread(target=kill_one_actor_mid_run, daemon=True)
+    # The render runs in this (main) thread; the killer waits for the mark beside it.
+    killer = threading.Thread(target=kill_the_stalled_actor, daemon=True)
     killer.start()
-    code = run_in_process(manifest, out, "--actors", "1", *FLAGS)
+    code = run_in_process(manifest, out, "--actors", "1", f"--inject-fault=stall:{stalled}", *FLAGS)
     killer.join(timeout=60)
     assert not failure and killed, failure
     assert code == 0
@@ -63,21 +65,6 @@ def test_killed_render_actor_costs_only_its_batches(ray_local, tmp_path):
     print(f"actor {killed[0]} killed: {len(again)} of {len(rows)} items ran a second time")
     assert len(again) <= 2 * 4 and all(n <= 2 for _, n in attempts.values()), attempts
     assert again, f"the kill of actor {killed} hit no batch in flight"
-
-
-def _busy_render_actor() -> int | None:
-    for pid in render_actor_pids(os.getpid()):
-        try:
-            children = psutil.Process(pid).children()
-        except psutil.Error:
-            continue
-        for child in children:
-            try:
-                if "ffmpeg" in child.name():
-                    return pid
-            except psutil.Error:
-                continue
-    return None
 
 
 @pytest.fixture
