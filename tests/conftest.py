@@ -88,7 +88,14 @@ def ray_local():
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
     )
+    # In-process jobs hand their idle render actors to the next one (as a notebook may):
+    # each actor process imports torch and diffusers once, not once per test (~7 CPU-s).
+    # Subprocess drivers, whose process boundary is under test, never keep any.
+    from pipeline.driver import warm_actors
+
+    warm_actors.keep_at_most(2)
     yield ray
+    warm_actors.keep_at_most(0)
     ray.shutdown()
 
 

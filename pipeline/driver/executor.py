@@ -80,7 +80,8 @@ class RenderActor:
     `load_now=False` in the first `ready()`: an actor started before the batches were
     composed only imports its libraries; see pipeline/driver/startup.py). A run with
     several models keeps its actors: `ready(spec)` swaps the pipeline for the next model,
-    which on a cluster spares a process start and the libraries' import per model."""
+    which on a cluster spares a process start and the libraries' import per model (and
+    kept warm, for the next job's: pipeline/driver/warm_actors.py)."""
 
     def __init__(self, spec: WorkerSpec, load_now: bool = True):
         self.spec = spec
@@ -94,7 +95,7 @@ class RenderActor:
     def ready(self, spec: WorkerSpec | None = None) -> int:
         with self._loading:
             spec = spec or self.spec
-            if self.worker is None or self.worker.spec.model != spec.model:
+            if self.worker is None or self.worker.spec != spec:
                 if self.worker is not None:
                     self.worker.close()  # the old weights go before the new ones load
                     self.worker = None
@@ -105,6 +106,9 @@ class RenderActor:
 
     def process(self, batch: Batch) -> list[dict]:
         return self.worker.process(batch)
+
+    def ping(self) -> int:
+        return os.getpid()
 
 
 def release_memory() -> None:
@@ -176,10 +180,13 @@ class Dispatcher:
         # When a batch may start, and when to stop (pipeline/driver/stopping.py: deadline, signal).
         self.gate = gate or _AlwaysOpen()
         self.actors_started = 0  # new processes, replacements included (summary.json)
+        self.actors_warm = 0  # taken kept from an earlier job of this process
 
     def _new_actor(self, spec: WorkerSpec):
-        self.actors_started += 1
-        return new_render_actor(self.cluster, spec)
+        actor, started = render_actor(self.cluster, spec)
+        self.actors_started += started
+        self.actors_warm += not started
+        return actor
 
     def run(self, spec: WorkerSpec, batches: Iterable[Batch], actors=(), most: int = 0) -> list:
         """Render `batches` on `actors` (started earlier, or kept from the previous model)
@@ -321,6 +328,17 @@ class _AlwaysOpen:
 
     def abandon_due(self) -> bool:
         return False
+
+
+def render_actor(cluster: ClusterSettings, spec: WorkerSpec, load_now: bool = True):
+    """(actor, whether a process was started): one kept warm by an earlier job of this
+    process when there is one (it loads `spec` in its next `ready`), else a new one."""
+    from pipeline.driver import warm_actors
+
+    actor = warm_actors.take(cluster)
+    if actor is not None:
+        return actor, False
+    return new_render_actor(cluster, spec, load_now), True
 
 
 def new_render_actor(cluster: ClusterSettings, spec: WorkerSpec, load_now: bool = True):

@@ -291,13 +291,15 @@ def _render(job: _Job, plan: Plan, todo, now, progress, startup: StartedUp, stag
                     actors = dispatcher.run(early.spec_for(model), batches, actors, most)
                 finally:
                     early.actors_started += dispatcher.actors_started
+                    early.actors_warm += dispatcher.actors_warm
             if rounds is None or stop.stopping:
                 break
             stage.finish(on_tick, lambda: stop.stopping)  # this round's scores decide
             now = rounds.next(todo)
             if not len(now):
                 break
-        early.release(shutdown=False, also=actors)  # rendering done: their CPUs to scoring
+        # Rendering done: their CPUs go to scoring; without scoring they may stay warm.
+        early.release(shutdown=False, also=actors, keep=stage is None)
         actors = []
         if stage is not None:
             stage.finish(on_tick, lambda: stop.stopping)

@@ -47,6 +47,8 @@ class StartedUp:
             "composition_s": round(self.composition_s, 3),
             # render actor processes this run started (early, per model, replacements)
             "actors_started": self.early.actors_started,
+            # and those it took warm from an earlier job of the process (warm_actors.py)
+            "actors_warm": self.early.actors_warm,
         }
 
 
@@ -98,20 +100,23 @@ class EarlyStart:
         self._actors: list = []
         self._started_ray = False
         self.actors_started = 0  # here, and added by the render step's dispatchers
+        self.actors_warm = 0
 
     def start(self, cancelled: Callable[[], bool]) -> None:
         """Start (or join) Ray, then the actors unless `cancelled()` (composition failed)."""
-        from pipeline.driver.executor import init_ray, new_render_actor, ray_running
+        from pipeline.driver.executor import init_ray, ray_running, render_actor
 
         self._started_ray = not ray_running()
         init_ray(self._config.cluster)
         if cancelled():
             return
         spec = self.spec_for(self._model)
-        self._actors = [
-            new_render_actor(self._config.cluster, spec, load_now=False) for _ in range(self._count)
+        taken = [
+            render_actor(self._config.cluster, spec, load_now=False) for _ in range(self._count)
         ]
-        self.actors_started = len(self._actors)
+        self._actors = [actor for actor, _ in taken]
+        self.actors_started = sum(started for _, started in taken)
+        self.actors_warm = len(taken) - self.actors_started
 
     def spec_for(self, model: str):
         from pipeline.actor.worker import WorkerSpec
@@ -133,12 +138,16 @@ class EarlyStart:
         actors, self._actors = self._actors, []
         return actors
 
-    def release(self, shutdown: bool, also=()) -> None:
-        """Kill the actors nobody took and `also` (those the render step kept to the end);
-        with `shutdown` (start-up failed or was interrupted) also stop a Ray this start
-        began, so nothing is left running."""
+    def release(self, shutdown: bool, also=(), keep: bool = False) -> None:
+        """Kill the actors nobody took and `also` (those the render step kept to the end),
+        or with `keep` (rendering finished; nothing else needs their CPUs) keep `also`
+        warm for this process's next job where that is asked for (warm_actors.py); with
+        `shutdown` (start-up failed or was interrupted) also stop a Ray this start began,
+        so nothing is left running."""
+        from pipeline.driver import warm_actors
         from pipeline.driver.executor import kill_actor
 
+        also = warm_actors.keep(list(also), self._config.cluster) if keep else also
         for actor in [*self._actors, *also]:
             kill_actor(actor)
         self._actors = []

@@ -132,6 +132,13 @@ def wait_render_actors_gone(older: set[int] = frozenset(), timeout: float = 60) 
     poll(lambda: not set(render_actor_pids(os.getpid())) - set(older), None, None, timeout)
 
 
+def render_actors_used(run_dir: Path) -> int:
+    """Render actor processes a run used: started, or taken warm from an earlier
+    in-process run (tests/conftest.py keeps them between the tests' jobs)."""
+    startup = json.loads((run_dir / "summary.json").read_text())["startup"]
+    return startup["actors_started"] + startup["actors_warm"]
+
+
 def run_in_process(manifest: Path, out: Path, *flags: str) -> int:
     return main(["render", str(manifest), "--out", str(out), *flags])
 
