@@ -94,17 +94,21 @@ class ScoreActor:
     def score(self, clips: list[tuple]) -> list[dict]:
         """(key, clip path, prompt, sha256, scorer names) each -> one row per clip and
         named scorer."""
-        from pipeline.outputs.encode import decode_clip
-
-        rows, good = [], []
+        rows, read = [], []
         for key, path, prompt, sha, names in clips:
             try:
                 data = self.run.read_bytes(path)
                 if data is None:
                     raise FileNotFoundError(f"{path} is gone")
-                good.append((key, sha, decode_clip(data), prompt, names))
+                read.append((key, sha, data, prompt, names))
             except Exception as exc:  # noqa: BLE001 - one unreadable clip fails alone
                 rows += [_row(s, key, sha, None, _error(exc)) for s in self._named(names)]
+        good = []
+        for (key, sha, _, prompt, names), frames in zip(read, _decoded([r[2] for r in read])):
+            if isinstance(frames, Exception):
+                rows += [_row(s, key, sha, None, _error(frames)) for s in self._named(names)]
+            else:
+                good.append((key, sha, frames, prompt, names))
         for scorer in self.scorers:
             rows += self._score_one(scorer, [g for g in good if scorer.name in g[4]])
         return rows
@@ -123,6 +127,26 @@ class ScoreActor:
             except Exception as exc:  # noqa: BLE001 - this clip's score is missing
                 rows.append(_row(scorer, key, sha, None, _error(exc)))
         return rows
+
+
+def _decoded(clips: list[bytes]) -> list:
+    """Frames of each clip, or the exception that one alone raised: all in one ffmpeg
+    process, and only when that fails each alone, so a bad clip fails by itself."""
+    from pipeline.outputs.encode import decode_clip, decode_clips
+
+    if not clips:
+        return []
+    try:
+        return decode_clips(clips)
+    except Exception:  # noqa: BLE001 - which clip: decoded alone below
+        pass
+    decoded = []
+    for data in clips:
+        try:
+            decoded.append(decode_clip(data))
+        except Exception as exc:  # noqa: BLE001 - one undecodable clip fails alone
+            decoded.append(exc)
+    return decoded
 
 
 def _row(scorer: ResolvedScorer, key, sha, value, error: str) -> dict:

@@ -131,10 +131,7 @@ def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> bytes:
 
 def decode_clip(data: bytes) -> np.ndarray:
     """Decode a clip back to uint8 RGB frames (F, H, W, 3); used by verify and tests."""
-    source = {}
-    if frame_zip.is_zip(data):  # --format png: the PNGs back to back are an image2pipe
-        data = b"".join(frame_zip.unpack(data).values())
-        source = {"format": "image2pipe", "vcodec": "png"}
+    data, source = _decodable(data)
     with tempfile.NamedTemporaryFile(suffix=".clip") as handle:
         handle.write(data)
         handle.flush()
@@ -147,12 +144,55 @@ def decode_clip(data: bytes) -> np.ndarray:
         except ffmpeg.Error as exc:
             stderr = (exc.stderr or b"").decode("utf-8", "replace")
             raise EncodeError("ffmpeg cannot decode the clip", stderr) from exc
-    # imageio-ffmpeg ships no ffprobe: read the size from ffmpeg's stream description.
-    match = _VIDEO_SIZE.search(err.decode("utf-8", "replace"))
-    if match is None:
-        raise EncodeError("ffmpeg reported no video stream", err.decode("utf-8", "replace"))
-    width, height = int(match.group(1)), int(match.group(2))
+    height, width = _input_size(err.decode("utf-8", "replace"), 0)
     return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
 
 
-_VIDEO_SIZE = re.compile(r"Stream #0:\d.*?Video: .*?(\d{2,5})x(\d{2,5})")
+def decode_clips(clips: list[bytes]) -> list[np.ndarray]:
+    """decode_clip of each clip (its only video stream), all in one ffmpeg process: a
+    process start costs more than a small clip's decode (issue 17: the scorer decoded one
+    clip per process). EncodeError if any fails: decode them alone to name it."""
+    if len(clips) == 1:
+        return [decode_clip(clips[0])]
+    with tempfile.TemporaryDirectory(prefix="promptreel-dec-") as workdir:
+        outputs = []
+        for number, data in enumerate(clips):
+            data, source = _decodable(data)
+            path = os.path.join(workdir, f"{number}.clip")
+            with open(path, "wb") as handle:
+                handle.write(data)
+            raw = os.path.join(workdir, f"{number}.rgb")
+            stream = ffmpeg.input(path, **source)["v:0"]  # mapped: never another input's
+            outputs.append(stream.output(raw, format="rawvideo", pix_fmt="rgb24"))
+        try:
+            _, err = ffmpeg.merge_outputs(*outputs).run(
+                cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True
+            )
+        except ffmpeg.Error as exc:
+            stderr = (exc.stderr or b"").decode("utf-8", "replace")
+            raise EncodeError(f"ffmpeg cannot decode the {len(clips)} clips", stderr) from exc
+        described = err.decode("utf-8", "replace")
+        frames = []
+        for number in range(len(clips)):
+            height, width = _input_size(described, number)
+            with open(os.path.join(workdir, f"{number}.rgb"), "rb") as handle:
+                frames.append(np.frombuffer(handle.read(), np.uint8).reshape(-1, height, width, 3))
+        return frames
+
+
+def _decodable(data: bytes) -> tuple[bytes, dict]:
+    """(bytes ffmpeg reads, input options): --format png's zip becomes an image2pipe."""
+    if frame_zip.is_zip(data):
+        return b"".join(frame_zip.unpack(data).values()), {"format": "image2pipe", "vcodec": "png"}
+    return data, {}
+
+
+def _input_size(described: str, number: int) -> tuple[int, int]:
+    """(height, width) of input `number`'s video, from ffmpeg's stream description
+    (imageio-ffmpeg ships no ffprobe); the inputs are described before any output."""
+    inputs = described.split("\nOutput #", 1)[0]
+    pattern = rf"Stream #{number}:\d.*?Video: .*?(\d{{2,5}})x(\d{{2,5}})"
+    match = re.search(pattern, inputs)
+    if match is None:
+        raise EncodeError("ffmpeg reported no video stream", described)
+    return int(match.group(2)), int(match.group(1))

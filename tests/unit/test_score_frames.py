@@ -79,3 +79,34 @@ def test_bad_score_flags_are_refused_clearly(flag, words):
         parse_score_flag(flag)
     assert all(word in str(caught.value) for word in words), str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_clips_decoded_in_one_process_equal_each_decoded_alone():
+    """The scorer decodes a call's clips in one ffmpeg (decode_clips): each must equal its
+    own decode_clip, whatever the sizes, lengths and formats beside it; one bad clip fails
+    the call (the scorer then decodes each alone and fails only that one)."""
+    from pipeline.config import EncodeSettings
+    from pipeline.errors import EncodeError
+    from pipeline.models.null import NullPipeline
+    from pipeline.outputs.encode import decode_clip, decode_clips, encode_clip
+
+    null = NullPipeline()
+    clips = [
+        encode_clip(
+            null.frames_for(f"clip {i}", i, frames, height, width), 8.0, EncodeSettings(format=fmt)
+        )
+        for i, (frames, height, width, fmt) in enumerate(
+            [(9, 64, 64, "mp4"), (5, 32, 48, "mp4"), (17, 48, 32, "webm"), (4, 16, 16, "png")]
+        )
+    ]
+    together = decode_clips(clips)
+    alone = [decode_clip(clip) for clip in clips]
+    assert [f.shape for f in together] == [
+        (9, 64, 64, 3),
+        (5, 32, 48, 3),
+        (17, 48, 32, 3),
+        (4, 16, 16, 3),
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone))
+    with pytest.raises(EncodeError):
+        decode_clips([clips[0], b"not a clip"])
