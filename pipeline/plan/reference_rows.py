@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 
 from pipeline.plan.list_cells import list_cell
@@ -69,7 +68,3 @@ def reference_column(table: pa.Table, family_of, resolved, problems, inspect) ->
 def key_text(canonical: str) -> str:
     """What the key hashes: each reference image's content, in order."""
     return ",".join(entry["sha256"] for entry in json.loads(canonical))
-
-
-def rows_with_references(column: pa.Array) -> np.ndarray:
-    return np.asarray(column.is_valid(), bool)
