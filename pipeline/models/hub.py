@@ -58,6 +58,11 @@ def hub_offline() -> bool:
     return constants.is_offline_mode()
 
 
+def hub_name(repo_id: str, revision: str | None) -> str:
+    """How errors name a repo at a revision: `org/name` or `org/name@rev`."""
+    return repo_id + (f"@{revision}" if revision else "")
+
+
 def pin_hub_model(
     repo_id: str, revision: str | None, cache_dir: str | None = None, offline: bool | None = None
 ) -> HubPin:
@@ -65,7 +70,7 @@ def pin_hub_model(
     ConfigError saying what to do. `cache_dir`/`offline` default to huggingface_hub's."""
     cache_dir = cache_dir or hub_cache_dir()
     offline = hub_offline() if offline is None else offline
-    name = repo_id + (f"@{revision}" if revision else "")
+    name = hub_name(repo_id, revision)
     sha, _ = pin_revision(repo_id, revision, "model", cache_dir, offline)
     return HubPin(repo_id, revision, sha, _model_index(name, repo_id, sha, cache_dir, offline))
 
@@ -83,7 +88,7 @@ def pin_revision(
 
     cache_dir = cache_dir or hub_cache_dir()
     offline = hub_offline() if offline is None else offline
-    name = repo_id + (f"@{revision}" if revision else "")
+    name = hub_name(repo_id, revision)
     try:
         sha = resolve_revision(
             repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline

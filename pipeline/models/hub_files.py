@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
-from pipeline.models.hub import hub_cache_dir, hub_offline, pin_revision
+from pipeline.models.hub import hub_cache_dir, hub_name, hub_offline, pin_revision
 
 HUB_FILE = re.compile(
     r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w.-]+))?(?::(?P<file>[\w./ -]+))?$"
@@ -59,7 +59,7 @@ def pin_hub_file(spec: HubFile) -> HubFile:
     the repo and what to do."""
     from huggingface_hub import errors, list_repo_files
 
-    name = spec.repo_id + (f"@{spec.revision}" if spec.revision else "")
+    name = hub_name(spec.repo_id, spec.revision)
     sha, snapshot = pin_revision(spec.repo_id, spec.revision, "LoRA")
     filename = spec.filename
     if filename is None:
