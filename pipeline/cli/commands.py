@@ -6,7 +6,7 @@ import json
 import sys
 from collections import Counter
 
-from pipeline.cli.parser import config_from_args
+from pipeline.cli.run_config import config_from_args
 from pipeline.models.describe import cmd_models  # noqa: F401 - `promptreel models`
 
 
@@ -16,7 +16,7 @@ def _print_warnings(manifest) -> None:
 
 
 def cmd_validate(args) -> int:
-    from pipeline.cli.parser import media_limits
+    from pipeline.cli.run_config import media_limits
     from pipeline.plan.manifest import load
     from pipeline.plan.media_rows import MediaOptions
 

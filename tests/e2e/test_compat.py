@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.cli.parser import build_parser, config_from_args
+from pipeline.cli.parser import build_parser
+from pipeline.cli.run_config import config_from_args
 from pipeline.driver.job import run_job
 from pipeline.driver.verify import verify_run
 from pipeline.rundir.jobjson import library_versions

@@ -11,7 +11,8 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from pipeline.cli.parser import build_parser, config_from_args
+from pipeline.cli.parser import build_parser
+from pipeline.cli.run_config import config_from_args
 from tests.conftest import REPO
 
 DOCUMENTED = ("docs/cluster.md", "cluster.yaml", "README.md")
