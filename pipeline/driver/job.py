@@ -161,6 +161,8 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
         stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
+        if stage is not None:
+            stage.results = job.ledger
         rounds = _rounds(until, plan, job, stage, finished, config.retry_failed)
         first = rounds.next(todo) if rounds else todo
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.
@@ -278,6 +280,8 @@ def _render(job: _Job, plan: Plan, todo, now, progress, startup: StartedUp, stag
     live = LiveReport(job.run, plan.rows, ledger, report_context, config.report_interval_s)
 
     early = startup.early
+    if stage is not None:
+        stage.start()  # loads beside the render actors' start (the cores they leave idle)
     actors = early.take_actors()  # kept from model to model: each loads the next one
     try:
         while True:

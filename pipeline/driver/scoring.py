@@ -205,6 +205,7 @@ class ScoreStage:
         self.lost = 0  # clips whose scoring call failed as a whole (scored next run)
         self.last_error = ""
         self.faults = faults  # test-only: `pause:score` blocks once the first scores are saved
+        self.results = None  # the render ledger, flushed before that pause
 
     def missing(self, results: pa.Table) -> list[tuple]:
         """Ok clips of `results` (ledger rows) lacking a current score, each with the names
@@ -259,8 +260,8 @@ class ScoreStage:
                 except ray.exceptions.RayError as exc:  # a scorer that cannot load, or died
                     rows = self._failed(self.in_flight[ref], exc)
                 self._collect(ref, rows)
-        if self.queue and self.actor is None:
-            self.actor = self._start()
+        if self.queue:
+            self.start()
         while self.queue and len(self.in_flight) < IN_FLIGHT:
             size = max(1, self.settings.batch_size)
             clips = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
@@ -299,7 +300,16 @@ class ScoreStage:
         self.scored += len({r["key"] for r in rows})
         if first and self.faults is not None:
             self.flush()
+            if self.results is not None:
+                self.results.flush()  # and every clip rendered so far: nothing to redo
             self.faults.pause("score")  # test-only: a kill with some scores saved
+
+    def start(self) -> None:
+        """Start the scoring actor unless it runs. A render job calls this as its render
+        actors start: the scorer's imports and load (seconds of CPU) then run while the
+        render actors load, not beside the rendering they would slow down."""
+        if self.actor is None:
+            self.actor = self._start()
 
     def _start(self):
         import ray
