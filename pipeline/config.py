@@ -48,6 +48,14 @@ class EncodeSettings:
     preset: str = "medium"
     # x264's output depends on its thread count: pinned so bytes are reproducible.
     threads: int = 1
+    # Keep the sound of families that render it (mp4: AAC, webm: Opus); --no-audio drops it.
+    audio: bool = True
+
+    def fingerprint_fields(self) -> dict:
+        fields = dataclasses.asdict(self)
+        if fields["audio"]:  # absent when kept: run dirs from before sound stay valid
+            fields.pop("audio")
+        return fields
 
 
 @dataclass(frozen=True)

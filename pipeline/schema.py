@@ -67,6 +67,10 @@ ITEM_FIELDS = (KEY, *REQUEST_FIELDS, *MEDIA_HASH_COLUMNS)  # one distinct reques
 # Parameters one pipeline call takes for the whole batch; items in a batch share them.
 BUCKET_FIELDS = ("model", "height", "width", "num_frames", "num_inference_steps", "guidance_scale")
 BUCKET_FIELDS += (*FAMILY_PARAM_COLUMNS, LORA)  # one adapter set per pipeline call
+# fps where the family's call takes it (LTX-2's frame_rate: families.base `call_fps`), else
+# null: derived by the planner, so other families' batches are composed as before.
+CALL_FPS = "call_fps"
+BUCKET_FIELDS += (CALL_FPS,)
 
 # --- results (ledger), in catalog order -----------------------------------------------
 QC_SCORE_COLUMNS = (
@@ -77,10 +81,19 @@ QC_SCORE_COLUMNS = (
     ("qc_flat_frames", pa.int32()),
     ("qc_motion", pa.float64()),  # mean |frame - previous frame| (null for one frame)
     ("qc_flicker", pa.float64()),  # see outputs/qc.py scores() (null under three frames)
+    ("qc_audio_rms_dbfs", pa.float64()),  # loudness of the sound (null: no sound)
+    ("qc_audio_clipped", pa.float64()),  # share of samples at full scale (null: no sound)
 )
 QC_FLAGS = "qc_flags"
 QC_REPORTED = ("qc_luma_mean", "qc_luma_std", "qc_motion", "qc_flicker")  # report.html's table
 QC_FIELDS = (*QC_SCORE_COLUMNS, (QC_FLAGS, pa.list_(pa.string())))
+# A clip's sound (families that render one, unless --no-audio): null for silent families.
+AUDIO_FIELDS = (
+    ("audio_sha256", pa.string()),  # of the float32 samples (channels, n) as rendered
+    ("audio_sample_rate", pa.int32()),
+    ("audio_channels", pa.int32()),
+    ("audio_duration_s", pa.float64()),
+)
 # The item's planned batch (plan/composition.py) and whether it was rendered outside it
 # (alone, after a retry in its planned batch failed too).
 BATCH_FIELDS = (("batch_id", pa.string()), ("batch_pos", pa.int32()), ("isolated", pa.bool_()))
@@ -94,6 +107,7 @@ LEDGER_SCHEMA = pa.schema(
         ("bytes", pa.int64()),
         ("sha256", pa.string()),
         ("frames_sha256", pa.string()),
+        *AUDIO_FIELDS,
         ("render_s", pa.float64()),
         ("encode_s", pa.float64()),
         ("finished_at", pa.string()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from pipeline.media.source import MediaError
 from pipeline.models import resolve_model
 from pipeline.models.families.base import NEGATIVE_PREFIX
 from pipeline.models.loader import load_pipeline
+from pipeline.outputs.audio import Audio
 from pipeline.plan.batches import Batch, Item
 from pipeline.schema import SEED_SPACE
 
@@ -70,6 +72,10 @@ class Renderer:
     def render(self, batch: Batch) -> list[np.ndarray | RenderError]:
         """uint8 frames (F, H, W, 3), or the item's own fatal error, for each real item of
         the batch (padding discarded). A failure of the whole call raises RenderError."""
+        return [c if isinstance(c, RenderError) else c.frames for c in self.render_clips(batch)]
+
+    def render_clips(self, batch: Batch) -> list[Rendered | RenderError]:
+        """As `render`, each clip with its sound where the family renders one."""
         items = batch.padded()
         self.faults.before_render(batch.items)
         self._pin_threads()
@@ -80,10 +86,10 @@ class Renderer:
         if not self.family.batch_pixel_safe or any(item.media for item in batch.items):
             return [self._render_alone(item) for item in batch.items]
         try:
-            frames = self._diffuse(items)
+            frames, sounds = self._diffuse(items)
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
-        return [self._finished(item, clip) for item, clip in zip(batch.items, frames)]
+        return [self._finished(*clip) for clip in zip(batch.items, frames, sounds)]
 
     def _pin_threads(self) -> None:
         """Pinned, not inherited: the thread count changes a few uint8 values. Pinned in
@@ -95,23 +101,24 @@ class Renderer:
 
             torch.set_num_threads(self.settings.threads)
 
-    def _null(self, item: Item) -> np.ndarray | RenderError:
+    def _null(self, item: Item) -> Rendered | RenderError:
         """The null model's uint8 frames (the `nan` fault applies to every model)."""
         frames = self.pipe.frames_for(
             item.prompt, item.seed % SEED_SPACE, item.num_frames, item.height, item.width
         )
         if self.faults.hits("nan", item.prompt):
             return _checked(np.full(frames.shape, np.nan, np.float32))
-        return frames
+        return Rendered(frames)
 
-    def _render_alone(self, item: Item) -> np.ndarray | RenderError:
+    def _render_alone(self, item: Item) -> Rendered | RenderError:
         """One item in its own call; its media problems are its own error, not the batch's."""
         try:
             media = self.media_inputs(item)
         except MediaError as exc:
             return RenderError(f"{item.media_names()}: {exc}", exc.retriable)
         try:
-            return self._finished(item, self._diffuse((item,), media)[0])
+            frames, sounds = self._diffuse((item,), media)
+            return self._finished(item, frames[0], sounds[0])
         except Exception as exc:  # noqa: BLE001 - classified, then re-raised as RenderError
             raise classify_render_error(exc) from exc
 
@@ -124,12 +131,20 @@ class Renderer:
         """The first picture of each of the item's media inputs, as its call got it."""
         return self.media.posters(item, exact_frames=self.family.frames_from_video)
 
-    def _finished(self, item: Item, frames: np.ndarray) -> np.ndarray | RenderError:
+    def _finished(self, item: Item, frames: np.ndarray, sound) -> Rendered | RenderError:
+        """A clip of the call: float frames -> uint8 (sound: (samples, rate) or None)."""
         if self.faults.hits("nan", item.prompt):
             frames = np.full_like(frames, np.nan)
-        return _checked(frames)
+        checked = _checked(frames)
+        if isinstance(checked, RenderError) or sound is None:
+            return checked
+        try:
+            return Rendered(checked.frames, Audio.of(*sound))
+        except RenderError as exc:
+            return exc
 
-    def _diffuse(self, items, media: dict | None = None) -> np.ndarray:
+    def _diffuse(self, items, media: dict | None = None) -> tuple[np.ndarray, list]:
+        """One pipeline call: its float frames, and per item its sound (or None)."""
         import torch
 
         first = items[0]
@@ -149,6 +164,11 @@ class Renderer:
         )
         if not self.family.call_num_frames:  # the clip is as long as the video given
             del kwargs["num_frames"]
+        if self.family.call_fps:  # fps moves pixels (a bucket shares it): the call takes it
+            kwargs[self.family.call_fps] = float(first.fps)
+        kwargs = self.family.call_keywords(kwargs)
+        if self.family.prepare_call:  # settings a component holds (the bucket shares them)
+            self.family.prepare_call(self.pipe, first)
         kwargs.update(first.family_args())  # per-row family parameters, shared by the bucket
         kwargs.update(media or {})  # image, last_image, video: fitted to (height, width)
         prompts = [i.prompt for i in items]
@@ -161,7 +181,9 @@ class Renderer:
                 negative = self._cached_args(negatives)
                 kwargs.update({NEGATIVE_PREFIX + name: t for name, t in negative.items()})
         with torch.inference_mode():
-            return self.pipe(**kwargs).frames
+            output = self.pipe(**kwargs)
+        sounds = self.family.audio_of(self.pipe, output) if self.family.audio_of else None
+        return output.frames, sounds or [None] * len(items)
 
     def _cached_args(self, texts) -> dict:
         """The call arguments (prompt_embeds, masks, ...) for a batch of texts, each text's
@@ -178,14 +200,22 @@ class Renderer:
             return self.family.encode_text(self.pipe, text)
 
 
-def _checked(frames: np.ndarray) -> np.ndarray | RenderError:
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """One clip as rendered: uint8 frames (F, H, W, 3), and its sound where there is one."""
+
+    frames: np.ndarray
+    audio: Audio | None = None
+
+
+def _checked(frames: np.ndarray) -> Rendered | RenderError:
     """Float frames in [0, 1] -> uint8 as diffusers does. NaN/inf is fatal (its uint8 cast is
     undefined); constant or black output is a clip, judged by QC (pipeline/outputs/qc.py)."""
     bad = frames.size - int(np.isfinite(frames).sum())
     if bad:
         share = f"{bad / frames.size:.1%}"
         return RenderError(f"model output contains NaN or inf ({bad} values, {share})", False)
-    return to_uint8(frames)
+    return Rendered(to_uint8(frames))
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

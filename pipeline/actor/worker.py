@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.actor.faults import Faults
 from pipeline.actor.media import MediaFetcher
-from pipeline.actor.renderer import Renderer
+from pipeline.actor.renderer import Rendered, Renderer
 from pipeline.config import EncodeSettings, MediaLimits, RenderSettings
 from pipeline.errors import EncodeError, RenderError
 from pipeline.media.source import MediaError
@@ -77,7 +77,7 @@ class BatchWorker:
             self.spec.faults.stall(batch.items, self.spec.run)
             started = time.perf_counter()
             try:
-                outputs = self.renderer.render(batch)
+                outputs = self.renderer.render_clips(batch)
             except RenderError as exc:
                 status = RETRIABLE if exc.retriable else FATAL
                 return [outcome(item.key, status, str(exc)) for item in batch.kept]
@@ -86,8 +86,8 @@ class BatchWorker:
             render_s = (time.perf_counter() - started) / len(batch.kept)
         kept = set(batch.keys)
         futures = [
-            self._encoders.submit(self.finish_item, item, frames, render_s)
-            for item, frames in zip(batch.items, outputs)
+            self._encoders.submit(self.finish_item, item, clip, render_s)
+            for item, clip in zip(batch.items, outputs)
             if item.key in kept
         ]
         return [future.result() for future in futures]
@@ -97,15 +97,17 @@ class BatchWorker:
         video, its first frame (the poster: the catalog names the video and its hash)."""
         return {name: png_bytes(image) for name, image in self.renderer.media_posters(item).items()}
 
-    def finish_item(self, item: Item, frames: np.ndarray | RenderError, render_s: float) -> dict:
+    def finish_item(self, item: Item, clip: Rendered | RenderError, render_s: float) -> dict:
         """Encode, hash and write one clip; the clip is on storage before we report ok."""
-        if isinstance(frames, RenderError):
-            return outcome(item.key, RETRIABLE if frames.retriable else FATAL, str(frames))
+        if isinstance(clip, RenderError):
+            return outcome(item.key, RETRIABLE if clip.retriable else FATAL, str(clip))
         spec = self.spec
         started = time.perf_counter()
+        frames, sound = clip.frames, clip.audio if spec.encode.audio else None
         if spec.faults.hits("black", item.prompt):
             frames = np.zeros_like(frames)
-        checks = qc.check(frames, spec.qc)  # on the frames, before any encoding
+        checks = qc.check(frames, spec.qc, sound)  # on the frames, before any encoding
+        track = sound.fitted(len(frames) / item.fps) if sound is not None else None
         reason = qc.failure_reason(checks) if spec.qc == "fail" else ""
         if reason:  # nothing written: the sweep would remove it anyway
             return outcome(item.key, FATAL, reason, render_s=render_s, **checks)
@@ -115,7 +117,7 @@ class BatchWorker:
             else None
         )
         try:
-            data = encode_clip(frames, item.fps, spec.encode, extra)
+            data = encode_clip(frames, item.fps, spec.encode, extra, track)
             thumbnail = make_thumbnail(frames, item.fps)
             inputs = self.input_files(item)
         except EncodeError as exc:
@@ -141,6 +143,7 @@ class BatchWorker:
             bytes=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             frames_sha256=frames_sha256(frames),
+            **(sound.columns(track) if sound is not None else {}),
             render_s=render_s,
             encode_s=time.perf_counter() - started,
             **checks,

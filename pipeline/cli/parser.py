@@ -163,6 +163,12 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         help="clip container (default: %(default)s, H.264 yuv420p); webp is animated, png "
         "is one zip of the frames as PNGs per clip",
     )
+    pixels.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="drop the sound of families that render it (LTX-2), on purpose and recorded; "
+        "needed for gif, webp and png, which carry none (mp4 keeps it as AAC, webm as Opus)",
+    )
     cluster = parser.add_argument_group("cluster (never changes pixels)")
     cluster.add_argument(
         "--address",

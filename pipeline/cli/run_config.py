@@ -48,7 +48,7 @@ def config_from_args(args) -> RunConfig:
             vae_tiling=args.vae_tiling,
             **lanes,
         ),
-        encode=EncodeSettings(format=args.format),
+        encode=EncodeSettings(format=args.format, audio=not args.no_audio),
         cluster=ClusterSettings(
             address=args.address,
             actors=args.actors,

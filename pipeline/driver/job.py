@@ -32,7 +32,7 @@ from pipeline.driver.startup import StartedUp, start_up
 from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
 from pipeline.models.lanes import check_lanes, key_text
-from pipeline.outputs.encode import clip_extension
+from pipeline.outputs.encode import check_sound, clip_extension
 from pipeline.plan.manifest import ValidatedManifest, load
 from pipeline.plan.media_rows import MediaHashes, MediaOptions
 from pipeline.plan.planner import Plan, make_plan, pending_keys
@@ -87,7 +87,9 @@ def load_manifest(config: RunConfig, hashes: MediaHashes | None = None) -> Valid
         strict_seeds=config.strict_seeds,
     )
     specs = pc.unique(manifest.table["model"]).to_pylist()
-    check_lanes(config.render, {resolve_model(spec).family for spec in specs})
+    families = {resolve_model(spec).family for spec in specs}
+    check_lanes(config.render, families)
+    check_sound(config.encode, families)  # sound the format cannot carry: exit 2 here
     return manifest
 
 

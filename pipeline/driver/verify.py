@@ -72,10 +72,14 @@ def _rerender_sample(run: RunDir, ok, sample: int, problems: list[str], clips: d
         if batch is None:  # its mates were re-planned by a later, different manifest
             continue
         rendered += 1
-        frames = renderers[model].render(batch)[position]
-        got = frames_sha256(frames) if not isinstance(frames, Exception) else f"error {frames}"
+        clip = renderers[model].render_clips(batch)[position]
+        got = frames_sha256(clip.frames) if not isinstance(clip, Exception) else f"error {clip}"
         if got != row["frames_sha256"]:
             problems.append(f"id {row['id']!r}: re-rendered frames_sha256 {got} != catalog")
+        sound = getattr(clip, "audio", None)
+        if row.get("audio_sha256") and (sound is None or sound.sha256() != row["audio_sha256"]):
+            heard = sound.sha256() if sound is not None else "no sound"
+            problems.append(f"id {row['id']!r}: re-rendered audio_sha256 {heard} != catalog")
         if row["id"] in clips:
             problems += _decode_problems(row, clips[row["id"]])
     return rendered

@@ -33,10 +33,13 @@ def load_pipeline(ref: ModelRef, settings: RenderSettings):
             revision=ref.revision,
             dtype=getattr(torch, settings.dtype),
             use_safetensors=True,  # never unpickle weights
+            **(ref.family.load_args() if ref.family.load_args else {}),
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {ref.spec!r}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
+    if ref.family.after_load:
+        ref.family.after_load(pipe)
     return apply_gpu_options(pipe, settings)
 
 

@@ -74,7 +74,6 @@ def byte_tokenizer():
 def build_tiny_pipeline():
     import torch
     from diffusers import (
-        AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         WanPipeline,
     )
@@ -95,13 +94,7 @@ def build_tiny_pipeline():
             eos_token_id=1,
         )
     ).eval()
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
+    vae = tiny_wan_vae()
     transformer = tiny_wan_transformer(in_channels=16, out_channels=16)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
     return WanPipeline(
@@ -131,4 +124,18 @@ def tiny_wan_transformer(**channels):
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
         **channels,
+    )
+
+
+def tiny_wan_vae():
+    """The tiny model's Wan VAE (16 latent channels), also the tiny VAE of other families'
+    test checkpoints that decode with Wan's (Cosmos 2.5, Sana Video)."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
     )

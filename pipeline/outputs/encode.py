@@ -18,8 +18,9 @@ import ffmpeg
 import numpy as np
 
 from pipeline.config import EncodeSettings
-from pipeline.errors import EncodeError
+from pipeline.errors import ConfigError, EncodeError
 from pipeline.outputs import frame_zip
+from pipeline.outputs.audio import Audio
 
 # Container and codec arguments for each --format.
 FORMATS = {
@@ -69,16 +70,51 @@ def bitexact_args(threads: int) -> dict:
     return {"threads": threads, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact"}
 
 
+# The sound's codec per container that carries one (reproducible: bitexact, one thread).
+AUDIO_ARGS = {
+    "mp4": {"acodec": "aac", "b:a": "192k", "flags:a": "+bitexact"},
+    "webm": {"acodec": "libopus", "b:a": "128k", "flags:a": "+bitexact"},
+}
+OPUS_RATES = (48000, 24000, 16000, 12000, 8000)  # libopus takes no other (it resamples none)
+
+
 def encode_clip(
-    frames: np.ndarray, fps: float, settings: EncodeSettings, extra_args: dict | None = None
+    frames: np.ndarray,
+    fps: float,
+    settings: EncodeSettings,
+    extra_args: dict | None = None,
+    audio: Audio | None = None,
 ) -> bytes:
-    """Encode uint8 frames (F, H, W, 3) to a clip in `settings.format`; raise EncodeError."""
+    """Encode uint8 frames (F, H, W, 3), and their sound if any, to a clip in
+    `settings.format`; raise EncodeError."""
     args = {**output_args(settings), **(extra_args or {})}
+    if audio is not None:
+        args |= audio_args(settings.format, audio)
     if settings.format == "png":
         return frame_zip.pack(run_ffmpeg(frames, fps, "%05d.png", args))
     if settings.format in STREAMABLE:
         return run_ffmpeg(frames, fps, "pipe:", args | {"format": settings.format})[0][1]
-    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args)[0][1]
+    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args, audio)[0][1]
+
+
+def check_sound(settings: EncodeSettings, families) -> None:
+    """ConfigError (exit 2, before any render) when a family of the run renders sound and
+    the format cannot carry it, unless --no-audio drops it on purpose."""
+    loud = sorted(f.name for f in families if f.audio_of is not None)
+    if loud and settings.audio and settings.format not in AUDIO_ARGS:
+        raise ConfigError(
+            f"--format {settings.format} carries no sound, and {', '.join(loud)} renders "
+            "clips with sound: use --format mp4 (AAC) or webm (Opus), or --no-audio to drop it"
+        )
+
+
+def audio_args(fmt: str, audio: Audio) -> dict:
+    if fmt not in AUDIO_ARGS:  # validate refuses such a run first (or --no-audio)
+        raise EncodeError(f"--format {fmt} carries no sound: use mp4 or webm, or --no-audio")
+    args = dict(AUDIO_ARGS[fmt])
+    if fmt == "webm" and audio.rate not in OPUS_RATES:
+        args["ar"] = 48000  # resampled by ffmpeg: the same samples give the same bytes
+    return args
 
 
 # Muxers that never seek back write to stdout: no temp dir (same bytes, measured). MP4
@@ -86,19 +122,38 @@ def encode_clip(
 STREAMABLE = frozenset({"gif", "webp"})
 
 
-def run_ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> list[tuple[str, bytes]]:
+def run_ffmpeg(
+    frames: np.ndarray, fps: float, target: str, args: dict, audio: Audio | None = None
+) -> list[tuple[str, bytes]]:
     """Feed raw frames to one ffmpeg writing `target`: "pipe:" (stdout), or a name or an
-    image pattern in a private temp dir; return [(name, bytes)] it wrote, sorted by name."""
+    image pattern in a private temp dir; return [(name, bytes)] it wrote, sorted by name.
+    `audio` (a file target only) is muxed in from a raw f32le file beside the output dir."""
     check_frames(frames)
     if target == "pipe:":
         return [(target, _ffmpeg(frames, fps, target, args))]
     with tempfile.TemporaryDirectory(prefix="promptreel-enc-") as workdir:
-        _ffmpeg(frames, fps, os.path.join(workdir, target), args)
+        out = os.path.join(workdir, "out")
+        os.mkdir(out)
+        sound = None
+        if audio is not None:
+            sound = ffmpeg.input(
+                _written(os.path.join(workdir, "audio.f32"), audio.interleaved()),
+                format="f32le",
+                ac=audio.channels,
+                ar=audio.rate,
+            )
+        _ffmpeg(frames, fps, os.path.join(out, target), args, sound)
         written = []
-        for name in sorted(os.listdir(workdir)):
-            with open(os.path.join(workdir, name), "rb") as handle:
+        for name in sorted(os.listdir(out)):
+            with open(os.path.join(out, name), "rb") as handle:
                 written.append((name, handle.read()))
         return written
+
+
+def _written(path: str, data: bytes) -> str:
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
 
 
 def check_frames(frames: np.ndarray) -> None:
@@ -107,12 +162,14 @@ def check_frames(frames: np.ndarray) -> None:
         raise EncodeError(f"expected uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
 
 
-def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict) -> bytes:
-    """Run ffmpeg on the frames (stdin) writing `target`; its stdout."""
+def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict, sound=None) -> bytes:
+    """Run ffmpeg on the frames (stdin), and a sound input if given, writing `target`;
+    its stdout."""
     count, height, width, _ = frames.shape
-    stream = ffmpeg.input(
+    video = ffmpeg.input(
         "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
-    ).output(target, **args)
+    )
+    stream = ffmpeg.output(*([video] if sound is None else [video, sound]), target, **args)
     try:
         stdout, _ = stream.run(
             cmd=ffmpeg_exe(),

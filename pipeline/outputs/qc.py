@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.outputs import audio
+from pipeline.outputs.audio import Audio
 from pipeline.schema import QC_FLAGS
 
 QC_MODES = ("flag", "fail", "off")
@@ -86,12 +88,18 @@ def flags(measured: dict, num_frames: int) -> list[str]:
     return found
 
 
-def check(frames: np.ndarray, mode: str) -> dict:
-    """Ledger fields for one clip: scores and qc_flags (empty dict with --qc off)."""
+def check(frames: np.ndarray, mode: str, sound: Audio | None = None) -> dict:
+    """Ledger fields for one clip: scores and qc_flags (empty dict with --qc off); with a
+    sound, its loudness and clipping too (flags `silent`, `clipped`)."""
     if mode == "off":
         return {}
     measured = scores(frames)
-    return {**measured, QC_FLAGS: flags(measured, len(frames))}
+    found = flags(measured, len(frames))
+    if sound is not None:
+        heard = audio.scores(sound)
+        measured |= heard
+        found += audio.flags(heard)
+    return {**measured, QC_FLAGS: found}
 
 
 def failure_reason(qc: dict) -> str:
@@ -105,5 +113,7 @@ def failure_reason(qc: dict) -> str:
         "flat": f"{qc['qc_flat_frames']} flat frames",
         "frozen": f"motion {qc['qc_motion']:.2f} < {THRESHOLDS.frozen_motion}",
         "flicker": f"flicker {qc['qc_flicker']:.2f} > {THRESHOLDS.flicker}",
+        "silent": f"sound at {qc.get('qc_audio_rms_dbfs') or 0:.1f} dBFS < {audio.SILENT_DBFS}",
+        "clipped": f"{qc.get('qc_audio_clipped') or 0:.2%} of samples at full scale",
     }
     return "QCFailed: " + ", ".join(f"{name} ({detail[name]})" for name in found)

@@ -38,3 +38,17 @@ def check_steps(steps, codes, families, resolved, problems) -> None:
             "num_inference_steps",
             [f"expected at least {least[row]} for {family.name} models, got {steps[row]}"],
         )
+
+
+def check_row_rules(values: dict, params: dict, codes, families, resolved, problems) -> None:
+    """A family's rules across fields (Family.row_problems), on its rows with no problem yet;
+    `values`: the family parameter columns, `params`: the common fields."""
+    for code, family in enumerate(families):
+        rows = np.flatnonzero((codes == code) & resolved & ~problems.rows())
+        if family.row_problems is None or not len(rows):
+            continue
+        fields = {name: np.asarray(column)[rows] for name, column in params.items()}
+        for param in family.params:
+            fields[param.name] = values[param.name].to_numpy(zero_copy_only=False)[rows]
+        for index, name, expectation in family.row_problems(fields):
+            problems.extend([rows[index]], name, [f"expected {expectation}"])

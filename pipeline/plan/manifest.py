@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from pipeline.errors import ConfigError, ManifestError, RowProblem, show_value
 from pipeline.models import resolve_model
 from pipeline.models.families import FAMILIES, PARAMS
-from pipeline.plan.family_rules import check_shapes, check_steps
+from pipeline.plan.family_rules import check_row_rules, check_shapes, check_steps
 from pipeline.plan.lora_rows import lora_column
 from pipeline.plan.media_rows import (
     MediaOptions,
@@ -240,6 +240,7 @@ def validate(
     family_params = _family_params(table, models, codes, families, resolved, problems, has_media)
     by_name = dict(zip(FAMILY_PARAM_COLUMNS, family_params, strict=True))
     check_media_params(by_name, params, codes, families, problems)
+    check_row_rules(by_name, params, codes, families, resolved, problems)
 
     negative_defaults = [family.defaults["negative_prompt"] for family in families]
     negative = pc.coalesce(

@@ -14,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.models import resolve_model
 from pipeline.plan.batches import Batch, Item
 from pipeline.plan.composition import Composition, with_planned_batches
 from pipeline.plan.keys import compute_keys
 from pipeline.plan.manifest import ValidatedManifest
 from pipeline.plan.variants import SOURCE_ID, VARIANT, expand, ids_and_sources
-from pipeline.schema import BUCKET_FIELDS, ITEM_FIELDS
+from pipeline.schema import BUCKET_FIELDS, CALL_FPS, ITEM_FIELDS
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,18 @@ def make_plan(
     ids, sources = ids_and_sources(table, keys)
     rows = table.set_column(table.schema.get_field_index("id"), "id", ids)
     rows = rows.append_column(SOURCE_ID, sources).append_column("key", keys)
-    items = _distinct_items(rows)
+    items = with_call_fps(_distinct_items(rows))
     return Plan(rows=rows, items=items, batch_size=batch_size)
+
+
+def with_call_fps(items: pa.Table) -> pa.Table:
+    """The CALL_FPS bucket field: an item's fps where its family's call takes it (a batch
+    then shares it), null where fps only labels the clip."""
+    models = pc.unique(items["model"]).to_pylist()
+    taking = pa.array([m for m in models if resolve_model(m).family.call_fps], pa.string())
+    fps = pc.cast(items["fps"], pa.float64())
+    mask = pc.is_in(items["model"], value_set=taking)
+    return items.append_column(CALL_FPS, pc.if_else(mask, fps, pa.scalar(None, pa.float64())))
 
 
 def _distinct_items(rows: pa.Table) -> pa.Table:

@@ -29,6 +29,8 @@ figcaption{padding:4px 6px;font-size:12px}
 unicode-bidi:isolate;overflow-wrap:anywhere}
 .tag{display:inline-block;margin-right:6px} .kept{color:#17692f;font-weight:600}
 .card.kept{outline:2px solid #2e9b4f} .score{color:#444}
+.sound{font:inherit;border:1px solid #bbb;background:#fff;cursor:pointer;padding:0 6px}
+.thumb video{width:172px;height:160px;background:#000}
 .chart rect{fill:#4a7bd0} .chart .axis{stroke:#888} .chart text{font-size:11px;fill:#555}
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto;max-height:24em}
 bdi{unicode-bidi:isolate}
@@ -77,6 +79,20 @@ SCRIPT = r"""
     if (i in data.variant) cap.appendChild(el("span", "tag", "variant " + data.variant[i]));
     if (i in data.scores) cap.appendChild(el("span", "tag score", data.scores[i]));
     if (kept.has(i)) { fig.classList.add("kept"); cap.appendChild(el("span", "tag kept", "kept")); }
+    if (i in data.sound) {  // the clip has sound: play it here, with its sound
+      const play = el("button", "tag sound", "\u25b6 sound " + data.sound[i]);
+      play.addEventListener("click", () => {
+        const video = el("video");
+        video.src = data.clips_dir + shard + "." + data.ext;
+        video.controls = true;
+        video.autoplay = true;
+        const player = el("div", "thumb");  // not inside the link: its controls stay usable
+        player.appendChild(video);
+        box.replaceWith(player);
+        play.remove();
+      });
+      cap.appendChild(play);
+    }
     cap.appendChild(el("bdi", "prompt", prompt));
     for (const name of data.inputs[i] || []) {  // media rows: the image(s) the clip came from
       const input = el("img", "input");

@@ -112,6 +112,7 @@ def contact_sheet(catalog: pa.Table, ext: str) -> dict:
         "status": "".join(STATUS_LETTERS.get(s, "p") for s in status),
         "flags": {i: " ".join(f) for i, f in enumerate(flags) if f},
         "error": {int(i): error_class(e) for i, e in zip(failed, errors)},
+        "sound": _sound(catalog),
         **best_of_n(catalog),
     }
 
@@ -141,6 +142,20 @@ def best_of_n(catalog: pa.Table) -> dict:
 
 
 STATUS_LETTERS = {"ok": "o", "failed": "f", "pending": "p"}
+
+
+def _sound(catalog: pa.Table) -> dict[int, str]:
+    """Per ok row whose clip carries sound, its length ("1.04 s"): the page offers to play
+    the clip with it."""
+    if "audio_sha256" not in catalog.column_names:
+        return {}
+    durations = catalog["audio_duration_s"].to_pylist()
+    ok = catalog["status"].to_pylist()
+    return {
+        i: f"{seconds:.2f} s"
+        for i, (seconds, status) in enumerate(zip(durations, ok))
+        if seconds is not None and status == "ok"
+    }
 
 
 def _inputs(catalog: pa.Table) -> dict[int, list[str]]:

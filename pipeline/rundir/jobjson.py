@@ -23,7 +23,6 @@ Two more fields have rules of their own:
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import json
 import logging
@@ -172,7 +171,7 @@ def job_fingerprint(render: RenderSettings, encode: EncodeSettings) -> dict:
     return {
         "model": model_fingerprint(resolve_model(render.model)),
         "render": render.fingerprint_fields(),
-        "encode": dataclasses.asdict(encode),
+        "encode": encode.fingerprint_fields(),
         "key_version": KEY_VERSION,
         "batching": BATCHING_VERSION,
     }

@@ -21,9 +21,17 @@ from pipeline.cli.parser import build_parser
 from pipeline.cli.run_config import config_from_args
 from pipeline.driver.job import run_job
 from pipeline.driver.verify import verify_run
+from pipeline.models.families import PARAM_NAMES
 from pipeline.rundir.jobjson import library_versions
 from pipeline.rundir.layout import RunDir
-from pipeline.schema import LORA, MEDIA_COLUMNS, MEDIA_HASH_COLUMNS, REFERENCE_IMAGES, RESIZE
+from pipeline.schema import (
+    AUDIO_FIELDS,
+    LORA,
+    MEDIA_COLUMNS,
+    MEDIA_HASH_COLUMNS,
+    REFERENCE_IMAGES,
+    RESIZE,
+)
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data"
@@ -77,8 +85,12 @@ def test_an_old_finished_run_dir_resumes_with_nothing_rendered_and_no_ray(tmp_pa
     assert [name for name in catalog.column_names if name in old] == old
     added = [name for name in catalog.column_names if name not in old]
     media = [*MEDIA_COLUMNS, RESIZE, LORA, REFERENCE_IMAGES, *MEDIA_HASH_COLUMNS]
-    media_params = ["conditioning_scale", "frame_index", "strength"]
-    assert added == ["source_id", "variant", *media_params, *media]
+    # ... and every family parameter since (the 2026 families: issue 19), and the sound
+    # columns (null: these clips have none).
+    params = [name for name in PARAM_NAMES if name not in old]
+    assert {"conditioning_scale", "frame_index", "strength", "stg_scale"} <= set(params)
+    sound = [*dict(AUDIO_FIELDS), "qc_audio_rms_dbfs", "qc_audio_clipped"]
+    assert added == ["source_id", "variant", *params, *media, *sound]
     assert catalog["source_id"].to_pylist() == catalog["id"].to_pylist()
     assert catalog["variant"].to_pylist() == [0] * catalog.num_rows
     assert all(catalog[name].null_count == catalog.num_rows for name in added[2:])

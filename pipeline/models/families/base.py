@@ -185,6 +185,31 @@ class Family:
     # on the same weights, for rows giving that cell (Wan 2.1 T2V + `video` ->
     # WanVideoToVideoPipeline); a column without one is refused on such rows.
     media_tasks: tuple[tuple[str, str], ...] = ()
+    # `__call__` keywords of common fields the pipeline names otherwise (Sana Video:
+    # ("num_frames", "frames")); a field mapped to None is not passed at all (HunyuanVideo
+    # 1.5 takes its guidance from its guider component, not from the call).
+    call_names: tuple[tuple[str, str | None], ...] = ()
+    # The keyword taking the row's fps where fps changes pixels (LTX-2: "frame_rate"); None:
+    # fps only labels the clip.
+    call_fps: str | None = None
+    # Fixed keyword arguments of every call (a plain call given these renders the same).
+    call_args: tuple[tuple[str, Any], ...] = ()
+    # () -> extra keyword arguments of from_pretrained (Cosmos: its guardrail stand-in).
+    load_args: Callable[[], dict] | None = None
+    # The clip's sound: (pipe, call output) -> one (samples: float32 (channels, n) in
+    # [-1, 1], sample rate) per clip of the call; None: the family renders no sound.
+    audio_of: Callable[[Any, Any], list] | None = None
+    # (pipe) -> None: what the model card does to a loaded pipeline before any call, before
+    # the speed lanes (Kandinsky 5's NABLA transformers: the flex attention backend).
+    after_load: Callable[[Any], None] | None = None
+    # (pipe, the call's first item) -> None: per-call settings a component holds instead of
+    # `__call__` (HunyuanVideo 1.5: the row's guidance_scale becomes its guider's); a plain
+    # call after the same setting renders the same.
+    prepare_call: Callable[[Any, Any], None] | None = None
+    # Rules across a row's fields (SkyReels diffusion forcing: its windows vs
+    # causal_block_size): ({field: array over the family's rows, the common fields and
+    # its params}) -> [(index into those arrays, field, expectation)]; validate refuses each.
+    row_problems: Callable[[dict], list[tuple[int, str, str]]] | None = None
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]
@@ -223,6 +248,13 @@ class Family:
     def shape_problems(self, height: int, width: int, num_frames: int) -> list[tuple[str, str]]:
         """(field, expectation) for each shape value this family cannot take as given."""
         return shape_problems(self.name, self.shape, height, width, num_frames)
+
+    def call_keywords(self, kwargs: dict) -> dict:
+        """The common fields' call arguments under this pipeline's names, plus call_args."""
+        names = dict(self.call_names)
+        renamed = {names.get(k, k): v for k, v in kwargs.items()}
+        renamed.pop(None, None)
+        return renamed | dict(self.call_args)
 
     def rules_text(self) -> str:
         shape = self.shape
