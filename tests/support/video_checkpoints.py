@@ -113,7 +113,6 @@ def hunyuan_transformer(**extra):
 def hunyuan():
     import torch
     from diffusers import (
-        AutoencoderKLHunyuanVideo,
         FlowMatchEulerDiscreteScheduler,
         HunyuanVideoPipeline,
     )
@@ -136,21 +135,7 @@ def hunyuan():
         max_position_embeddings=512,
     )
     transformer = hunyuan_transformer()
-    vae = AutoencoderKLHunyuanVideo(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        act_fn="silu",
-        norm_num_groups=4,
-        scaling_factor=0.476986,
-        spatial_compression_ratio=8,
-        temporal_compression_ratio=4,
-        mid_block_add_attention=True,
-    )
+    vae = hunyuan_vae(latent_channels=4)
     return HunyuanVideoPipeline(
         text_encoder=LlamaModel(llama).eval(),
         tokenizer=tokenizer,
@@ -269,3 +254,24 @@ BUILDERS = {"hunyuan": hunyuan, "animatediff": animatediff, "mochi": mochi}
 def video_checkpoint_dir(name: str) -> Path:
     """The tiny `name` checkpoint's directory, built once per cache (PROMPTREEL_HOME)."""
     return ensure_built(f"test-{name}-{VERSION}", BUILDERS[name])
+
+
+def hunyuan_vae(latent_channels: int):
+    """HunyuanVideo's VAE, shrunk (also Kandinsky 5's: tests/support/new_families)."""
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    return AutoencoderKLHunyuanVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        act_fn="silu",
+        norm_num_groups=4,
+        scaling_factor=0.476986,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    )

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from pipeline.models.families import animatediff, cogvideox, hunyuan, ltx, mochi, null, tiny, wan
+from pipeline.models.families import (
+    animatediff,
+    cogvideox,
+    cosmos,
+    hunyuan,
+    hunyuan15,
+    kandinsky5,
+    ltx,
+    ltx2,
+    mochi,
+    null,
+    sana_video,
+    skyreels,
+    tiny,
+    wan,
+)
 from pipeline.models.families.base import Checkpoint, Family, Param
 
 MODULES = (
+    skyreels,  # before wan: SkyReels-V2 ids ("...-t2v-14b-540p") may contain wan's hints
     wan,
+    ltx2,  # before ltx: "ltx-2" hub ids contain ltx's hint "ltx"
     ltx,
     cogvideox,
+    hunyuan15,  # before hunyuan: "hunyuanvideo-1.5" contains "hunyuanvideo"
     hunyuan,
+    cosmos,
+    kandinsky5,
+    sana_video,
     animatediff,
     mochi,
     tiny,
