@@ -46,9 +46,11 @@ ALLOW_FLAG = "--allow-version-change"
 log = logging.getLogger("promptreel")
 
 
-def library_versions() -> dict[str, str | None]:
+def library_versions(extra: Iterable[str] = ()) -> dict[str, str | None]:
+    """Versions of the libraries that decide pixels (None: not installed); `extra`: the
+    run's families' pixel_packages."""
     versions = {}
-    for name in PINNED_LIBRARIES:
+    for name in (*PINNED_LIBRARIES, *sorted(set(extra))):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -58,9 +60,10 @@ def library_versions() -> dict[str, str | None]:
 
 def run_record(model_specs: Iterable[str]) -> dict:
     """The record for this command: the commit of each hub model it uses, the versions."""
-    refs = (resolve_model(spec) for spec in dict.fromkeys(model_specs))
+    refs = [resolve_model(spec) for spec in dict.fromkeys(model_specs)]
     pins = {ref.spec: ref.revision for ref in refs if ref.kind == "hub"}
-    return {PINS: pins, VERSIONS: library_versions()}
+    extra = (name for ref in refs for name in ref.family.pixel_packages)
+    return {PINS: pins, VERSIONS: library_versions(extra)}
 
 
 def without_record(job: dict) -> dict:
@@ -99,6 +102,8 @@ def resumed_record(url: str, recorded: dict, current: dict, allow_version_change
     old, new = recorded.get(VERSIONS), current[VERSIONS]
     if old == new:
         return updated
+    if old is not None and not version_differences(old, new):
+        return {**updated, VERSIONS: {**old, **new}}  # newly recorded, as absent as before
     if old is not None:
         differences = version_differences(old, new)
         if not allow_version_change:

@@ -219,3 +219,39 @@ def test_rules_refused_at_validate(model, tmp_path):
         "row 5 (id 'r5'): conditional_frame_timestep: expected a finite number (below 0: "
         "the condition frames take the noise's timestep), got inf",
     ]
+
+
+def test_job_json_records_the_guardrail_and_a_resume_refuses_its_change(model):
+    """The guardrail blurs faces (pixels), so its presence is recorded with the library
+    versions of a run with Cosmos rows, and a resume on a machine where it differs is
+    refused; runs without Cosmos rows record nothing of it."""
+    from pipeline.errors import ConfigError
+    from pipeline.rundir.jobjson import VERSIONS, resumed_record, run_record
+
+    absent = run_record([str(model)])
+    assert absent[VERSIONS][cosmos.GUARDRAIL_PACKAGE] is None  # not installed here
+    assert cosmos.GUARDRAIL_PACKAGE not in run_record(["tiny"])[VERSIONS]
+    # an older run dir of other models, resumed with Cosmos rows added: nothing differs
+    older = run_record(["tiny"])
+    assert resumed_record("run", older, absent, False)[VERSIONS] == absent[VERSIONS]
+    installed = {**absent, VERSIONS: {**absent[VERSIONS], cosmos.GUARDRAIL_PACKAGE: "0.3.2"}}
+    with pytest.raises(ConfigError, match="cosmos_guardrail"):
+        resumed_record("run", absent, installed, False)
+
+
+def test_a_checkpoint_that_needs_torchvision_says_so_at_load(plain, monkeypatch):
+    """Released checkpoints pad with torchvision (concat_padding_mask): without it, a clear
+    error at load instead of a NameError in the first render."""
+    import diffusers.utils
+
+    from pipeline.errors import ConfigError
+
+    cosmos.need_torchvision(plain)  # the tiny checkpoint does not pad: loads anywhere
+    released = types.SimpleNamespace(
+        transformer=types.SimpleNamespace(config={"concat_padding_mask": True})
+    )
+    monkeypatch.setattr(diffusers.utils, "is_torchvision_available", lambda: False)
+    with pytest.raises(ConfigError, match="needs torchvision"):
+        cosmos.need_torchvision(released)
+    monkeypatch.setattr(diffusers.utils, "is_torchvision_available", lambda: True)
+    cosmos.need_torchvision(released)

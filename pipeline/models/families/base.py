@@ -210,6 +210,10 @@ class Family:
     # causal_block_size): ({field: array over the family's rows, the common fields and
     # its params}) -> [(index into those arrays, field, expectation)]; validate refuses each.
     row_problems: Callable[[dict], list[tuple[int, str, str]]] | None = None
+    # Packages whose presence changes this family's pixels (Cosmos: its guardrail blurs
+    # faces): job.json records their versions (null: not installed) beside torch's, and a
+    # resume where they changed is refused like one on other library versions.
+    pixel_packages: tuple[str, ...] = ()
 
     def __post_init__(self):
         missing = [name for name in DEFAULT_FIELDS if name not in self.defaults]

@@ -57,6 +57,7 @@ import importlib.util
 
 import numpy as np
 
+from pipeline.errors import ConfigError
 from pipeline.models.families.base import (
     Checkpoint,
     Family,
@@ -124,6 +125,19 @@ def load_args() -> dict:
     return {"safety_checker": PassThroughSafetyChecker()}
 
 
+def need_torchvision(pipe) -> None:
+    """diffusers' Cosmos transformer pads with torchvision when its config asks (every
+    released checkpoint), and its Image2World path converts with it: without it the first
+    render fails with a NameError. Say so at load, with the fix."""
+    from diffusers.utils import is_torchvision_available
+
+    if pipe.transformer.config.get("concat_padding_mask") and not is_torchvision_available():
+        raise ConfigError(
+            "Cosmos Predict 2.5 needs torchvision (diffusers' Cosmos transformer uses it): "
+            "install the torchvision build that matches your torch"
+        )
+
+
 def encode_cosmos(pipe, text: str) -> dict:
     """One text at exactly the call's max_sequence_length (512); no guidance."""
     embeds, _ = pipe.encode_prompt(
@@ -174,6 +188,8 @@ def cosmos_family(guardrail: bool) -> Family:
         encode_text=None if guardrail else encode_cosmos,
         params=(NUM_LATENT_CONDITIONAL_FRAMES, CONDITIONAL_FRAME_TIMESTEP),
         load_args=load_args,
+        after_load=need_torchvision,
+        pixel_packages=(GUARDRAIL_PACKAGE,),
         media_inputs=("image", "video"),
         media_one_of=True,
         hub_hints=("cosmos-predict2.5",),
