@@ -1,18 +1,21 @@
 """Best of N: what scoring costs beside rendering (issue 17).
 
-    python -m bench.scoring [--rows 64] [--quick] [--keep]
+    python -m bench.scoring [--rows 64] [--repeats 3] [--quick] [--keep]
 
 Three subprocesses, one after the other, on the same manifest (tiny model, 64x64, 9
 frames, 4 steps; the tiny CLIP of tests/support/clip_checkpoint.py):
   (a) `render`                     -> render throughput
   (b) `render --score clip=CLIP`   -> the job's wall with scoring beside rendering
   (c) `score RUN_a --score clip`   -> scoring alone on a finished run (Ray start included)
-Prints wall times, items/s and the ratio b/a (goal: scoring adds under 10% wall time).
+Prints wall times, items/s and the ratio b/a (goal: scoring adds under 10% wall time);
+`--repeats N` runs a and b N times each, interleaved, and compares their medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +39,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="16 rows")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run a and b this many times, interleaved (a shared machine's load drifts); "
+        "the ratio of their medians is reported",
+    )
     args = parser.parse_args(argv)
     rows = 16 if args.quick else args.rows
     from tests.support.clip_checkpoint import tiny_clip_dir
@@ -70,18 +80,30 @@ def main(argv=None) -> int:
             ),
             "c: score (existing run)": ("score", work / "a", "--score", clip),
         }
-        walls = {}
-        for name, command in runs.items():
-            measured = run_measured(pipeline_cmd(*command), work / f"{name[0]}.log")
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        order = [*list(runs)[:2] * max(1, args.repeats), list(runs)[2]]
+        for turn, name in enumerate(order):
+            command = runs[name]
+            if name != order[-1]:
+                shutil.rmtree(work / ("a" if name.startswith("a") else "b"), ignore_errors=True)
+            measured = run_measured(pipeline_cmd(*command), work / f"{name[0]}{turn}.log")
             check_ok(measured, name)
-            walls[name] = measured.wall_s
+            walls[name].append(measured.wall_s)
             print(f"  {name}: {measured.wall_s:.1f}s", flush=True)
-    a, b, c = walls.values()
+    a, b, c = (statistics.median(times) for times in walls.values())
     overhead = b / a - 1
     print(
         table(
-            ["run", "wall s", "clips/s"],
-            [[name, round(wall, 1), round(rows / wall, 2)] for name, wall in walls.items()],
+            ["run", "wall s (median)", "runs", "clips/s"],
+            [
+                [
+                    name,
+                    round(statistics.median(t), 1),
+                    len(t),
+                    round(rows / statistics.median(t), 2),
+                ]
+                for name, t in walls.items()
+            ],
         )
     )
     print(f"scoring adds {100 * overhead:.1f}% wall time beside rendering (goal < 10%)")

@@ -1,6 +1,7 @@
 """report.html from ReportData: one self-contained file (inline style, script and SVG),
 relative links only, every string escaped. A Content-Security-Policy allows only this
-page's own script (by hash), no network fetch, and images from the run dir."""
+page's own script (by hash), no network fetch, and images and clips (played in place,
+with their sound) from the run dir."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pipeline.schema import QC_FLAGS, QC_REPORTED
 
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
 CSP = (
-    "default-src 'none'; img-src 'self' file:; style-src 'unsafe-inline'; "
+    "default-src 'none'; img-src 'self' file:; media-src 'self' file:; "
+    "style-src 'unsafe-inline'; "
     f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
 )
 FILTERS = ("all", "ok", "failed", "pending", "flagged", "kept")

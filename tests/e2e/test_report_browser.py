@@ -4,11 +4,15 @@ error, hostile prompts stay text, the contact sheet pages and filters."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
+from pipeline.outputs.thumbnail import make_thumbnail
 from pipeline.report.assets import CARDS_PER_PAGE
 from pipeline.report.data import clean
 from tests.support.report_fixture import HOSTILE, make_run_dir
@@ -111,4 +115,58 @@ def test_a_100k_row_report_opens_with_one_page_of_cards(browser, tmp_path):
     visit.page.click("#next")
     visit.settle()
     assert all(w > 0 for w in visit.images()) and len(visit.images()) > 90
+    assert visit.errors == [] and visit.dialogs == []
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_a_clip_with_sound_plays_in_place_with_its_sound(browser, tmp_path, fmt):
+    """A row whose clip carries sound (LTX-2) gets a "sound" button; a click swaps the
+    thumbnail for the clip itself, playing unmuted, and Chromium decodes its audio track
+    (AAC in mp4, Opus in webm). The page's CSP lets clips from the run dir play."""
+    from pipeline.config import EncodeSettings
+    from pipeline.outputs.audio import Audio
+    from pipeline.outputs.encode import encode_clip
+    from pipeline.report import write_report
+    from pipeline.rundir.layout import RunDir
+
+    run = RunDir(str(tmp_path / "run"))
+    keys = [hashlib.sha256(name.encode()).hexdigest()[:32] for name in ("loud", "quiet")]
+    frames = np.random.default_rng(1).integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    t = np.arange(24000) / 24000
+    sound = Audio.of(0.5 * np.sin(2 * np.pi * 440 * t).astype(np.float32), 24000)
+    clips = {keys[0]: (frames, sound), keys[1]: (frames, None)}
+    for key, (clip, audio) in clips.items():
+        run.write(
+            run.clip_path(key, fmt), encode_clip(clip, 24.0, EncodeSettings(fmt), audio=audio)
+        )
+        run.write(run.thumb_path(key), make_thumbnail(clip, 24.0))
+    catalog = pa.table(
+        {
+            "id": ["loud", "quiet"],
+            "key": keys,
+            "prompt": ["a bell rings", "a silent film"],
+            "seed": pa.array([1, 2], pa.uint64()),
+            "status": ["ok", "ok"],
+            "error": [None, None],
+            "finished_at": ["2026-12-07T10:00:00.000+00:00"] * 2,
+            "audio_sha256": [sound.sha256(), None],
+            "audio_duration_s": [1.0, None],
+        }
+    )
+    context = {"counts": {"ok": 2}, "encode": {"format": fmt}, "render": {}}
+    write_report(run, catalog, context)
+    visit = Visit(browser, Path(run.report))
+    buttons = visit.page.locator("button.sound")
+    assert buttons.count() == 1 and "1.00 s" in buttons.inner_text()
+    buttons.click()
+    video = visit.page.locator("video")
+    assert video.count() == 1 and video.get_attribute("src").endswith(f"{keys[0]}.{fmt}")
+    # an explicit condition (the media pipeline's own progress), not a sleep
+    visit.page.wait_for_function(
+        "() => { const v = document.querySelector('video');"
+        " return v && v.currentTime > 0.3 && v.webkitAudioDecodedByteCount > 0; }",
+        timeout=20_000,
+    )
+    assert visit.page.evaluate("document.querySelector('video').muted") is False
+    assert visit.page.locator("a.thumb").count() == 1  # the other card keeps its thumbnail
     assert visit.errors == [] and visit.dialogs == []

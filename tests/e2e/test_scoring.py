@@ -149,3 +149,24 @@ def test_a_kill_during_scoring_then_the_same_command_scores_each_clip_once(tmp_p
     parts = sorted((out / "_state" / "scores" / "motion").glob("part-*"))
     keys = [key for part in parts for key in pq.read_table(part)["key"].to_pylist()]
     assert sorted(keys) == sorted(set(catalog["key"].to_pylist()))  # each scored exactly once
+
+
+def test_the_scoring_actor_yields_the_cores_to_rendering(ray_local, tmp_path):
+    """It runs below the render actors' CPU priority (SCHED_IDLE on Linux), from before
+    its imports: on shared cores scoring takes the cycles rendering leaves idle."""
+    import os
+
+    from pipeline.config import ScoreSettings
+    from pipeline.driver.scoring import ScoreStage
+    from pipeline.rundir.layout import RunDir
+    from pipeline.score.resolve import resolve_scorer
+
+    scorers = (resolve_scorer("motion", None),)
+    stage = ScoreStage(ScoreSettings(), scorers, RunDir(str(tmp_path / "run")), "mp4", 1.0, {})
+    stage.start()
+    try:
+        pid = ray_local.get(stage.actor.ready.remote())
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(os.getpid()) != os.SCHED_IDLE  # as render actors run
+    finally:
+        stage.close()
