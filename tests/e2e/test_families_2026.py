@@ -122,6 +122,8 @@ def test_the_ray_path_renders_the_in_process_frames_and_sound(mixed):
 
 
 def test_the_report_plays_sound_and_the_exports_keep_it(mixed):
+    """report.html offers the two LTX-2 clips' sound; webdataset and hf exports copy the
+    clips with their AAC track and carry the audio columns."""
     tmp, _, _ = mixed
     html = (tmp / "run" / "report.html").read_text()
     data = json.loads(re.search(r'<script[^>]*id="rows"[^>]*>(.*?)</script>', html, re.S).group(1))
@@ -143,6 +145,12 @@ def test_the_report_plays_sound_and_the_exports_keep_it(mixed):
             (tmp / "exported.mp4").write_bytes(data_)
             with_sound += audio_codec(tmp / "exported.mp4") == "aac"
     assert with_sound == 2
+    hf = tmp / "hf"
+    assert main(["export", str(tmp / "run"), "--to", "hf", str(hf), "--no-progress"]) == 0
+    lines = [json.loads(x) for x in (hf / "metadata.jsonl").read_text().splitlines()]
+    loud = {x["id"]: x for x in lines if x.get("audio_sha256")}
+    assert sorted(loud) == ["ltx2", "ltx2-25fps"]
+    assert all(audio_codec(hf / x["file_name"]) == "aac" for x in loud.values())
 
 
 def test_the_same_command_again_renders_nothing(mixed):
