@@ -38,7 +38,9 @@ NICENESS = 10
 
 
 def yield_cpu_to_rendering() -> None:
-    """This process (and the ffmpeg it starts) below the render actors' priority."""
+    """Below the render actors' priority: the calling thread (the actor's, which runs its
+    calls) and every thread and process it starts after (torch's pool, ffmpeg); Ray's own
+    threads, started before, keep theirs, so its messages are never starved."""
     if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
