@@ -162,9 +162,7 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
         job.stop.prior = prior_batch_seconds(
             finished, config.render.batch_size, config.cluster.batches_in_flight
         )
-        stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults)
-        if stage is not None:
-            stage.results = job.ledger
+        stage = ScoreStage.for_job(config, scorers, run, plan, finished, faults, job.ledger)
         rounds = _rounds(until, plan, job, stage, finished, config.retry_failed)
         first = rounds.next(todo) if rounds else todo
         # Nothing pending, or a deadline no batch can meet: no Ray at all, to the catalog.

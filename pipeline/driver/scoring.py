@@ -197,9 +197,10 @@ class ScoreStage:
     """Queue of clips to score, one scoring actor, the scorers' ledgers (driver side)."""
 
     @classmethod
-    def for_job(cls, config, scorers, run: RunDir, plan, finished: pa.Table, faults=None):
+    def for_job(cls, config, scorers, run: RunDir, plan, finished: pa.Table, faults, results):
         """The stage of a render job (None without --score), its queue holding the clips
-        rendered earlier that lack a score (a resume, or a scorer added to a finished run)."""
+        rendered earlier that lack a score (a resume, or a scorer added to a finished run);
+        `results`: the job's render ledger (flushed before the test-only score pause)."""
         if not scorers:
             return None
         from pipeline.outputs.encode import clip_extension
@@ -207,6 +208,7 @@ class ScoreStage:
         prompts = dict(zip(plan.items["key"].to_pylist(), plan.items["prompt"].to_pylist()))
         ext = clip_extension(config.encode.format)
         stage = cls(config.scores, scorers, run, ext, config.flush_interval_s, prompts, faults)
+        stage.results = results
         stage.add(stage.missing(finished))
         return stage
 
