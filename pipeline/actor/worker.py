@@ -21,8 +21,10 @@ from pipeline.actor.renderer import Rendered, Renderer
 from pipeline.config import EncodeSettings, MediaLimits, RenderSettings
 from pipeline.errors import EncodeError, RenderError
 from pipeline.media.source import MediaError
-from pipeline.outputs import qc
-from pipeline.outputs.encode import clip_extension, encode_clip, frames_sha256
+from pipeline.outputs import encode_many, qc
+from pipeline.outputs.audio import Audio
+from pipeline.outputs.encode import clip_extension, frames_sha256
+from pipeline.outputs.encode_many import ClipJob
 from pipeline.outputs.thumbnail import make_thumbnail, png_bytes
 from pipeline.plan.batches import Batch, Item
 from pipeline.rundir.layout import RunDir
@@ -85,29 +87,46 @@ class BatchWorker:
             # pixels): their outputs are dropped, and their time is the kept items' cost.
             render_s = (time.perf_counter() - started) / len(batch.kept)
         kept = set(batch.keys)
+        return self.finish(
+            [(item, clip) for item, clip in zip(batch.items, outputs) if item.key in kept],
+            render_s,
+        )
+
+    def finish(self, rendered: list[tuple[Item, Rendered | RenderError]], render_s: float):
+        """QC, encode, hash and write each rendered item: its result row, in order."""
+        done: dict[str, dict] = {}
+        clips: list[_Clip] = []
+        for item, output in rendered:
+            checked = self.check_clip(item, output, render_s)
+            if isinstance(checked, dict):
+                done[item.key] = checked
+            else:
+                clips.append(checked)
+        # A batch's small clips share one ffmpeg process (pipeline/outputs/encode_many.py);
+        # each group encodes in a thread, so the next batch renders meanwhile.
         futures = [
-            self._encoders.submit(self.finish_item, item, clip, render_s)
-            for item, clip in zip(batch.items, outputs)
-            if item.key in kept
+            self._encoders.submit(self.finish_group, [clips[i] for i in group])
+            for group in encode_many.groups([clip.job for clip in clips])
         ]
-        return [future.result() for future in futures]
+        for future in futures:
+            done.update((row["key"], row) for row in future.result())
+        return [done[item.key] for item, _ in rendered]
 
     def input_files(self, item: Item) -> dict[str, bytes]:
         """PNG of each media input as the pipeline got it (decoded and fitted; cached); of a
         video, its first frame (the poster: the catalog names the video and its hash)."""
         return {name: png_bytes(image) for name, image in self.renderer.media_posters(item).items()}
 
-    def finish_item(self, item: Item, clip: Rendered | RenderError, render_s: float) -> dict:
-        """Encode, hash and write one clip; the clip is on storage before we report ok."""
+    def check_clip(self, item: Item, clip: Rendered | RenderError, render_s: float):
+        """QC on the rendered frames, before any encoding: the clip to encode (a _Clip),
+        or the item's final row when it ends here (a render error, --qc fail)."""
         if isinstance(clip, RenderError):
             return outcome(item.key, RETRIABLE if clip.retriable else FATAL, str(clip))
         spec = self.spec
-        started = time.perf_counter()
         frames, sound = clip.frames, clip.audio if spec.encode.audio else None
         if spec.faults.hits("black", item.prompt):
             frames = np.zeros_like(frames)
-        checks = qc.check(frames, spec.qc, sound)  # on the frames, before any encoding
-        track = sound.fitted(len(frames) / item.fps) if sound is not None else None
+        checks = qc.check(frames, spec.qc, sound)
         reason = qc.failure_reason(checks) if spec.qc == "fail" else ""
         if reason:  # nothing written: the sweep would remove it anyway
             return outcome(item.key, FATAL, reason, render_s=render_s, **checks)
@@ -116,8 +135,26 @@ class BatchWorker:
             if spec.faults.hits("encode", item.prompt)
             else None
         )
+        track = sound.fitted(len(frames) / item.fps) if sound is not None else None
+        job = ClipJob(frames, item.fps, track, extra)
+        return _Clip(item, job, sound, checks, render_s)
+
+    def finish_group(self, clips: list[_Clip]) -> list[dict]:
+        """Encode the clips (one ffmpeg for the group), then write each; the rows."""
+        started = time.perf_counter()
+        encoded = encode_many.encode_clips([clip.job for clip in clips], self.spec.encode)
+        shared_s = (time.perf_counter() - started) / len(clips)
+        return [self.finish_item(clip, data, shared_s) for clip, data in zip(clips, encoded)]
+
+    def finish_item(self, clip: _Clip, data: bytes | EncodeError, encode_s: float) -> dict:
+        """Thumbnail, hash and write one encoded clip; it is on storage before we report
+        ok. `encode_s`: its share of its group's encode."""
+        spec, item, render_s = self.spec, clip.item, clip.render_s
+        started = time.perf_counter()
+        frames = clip.job.frames
         try:
-            data = encode_clip(frames, item.fps, spec.encode, extra, track)
+            if isinstance(data, EncodeError):
+                raise data
             thumbnail = make_thumbnail(frames, item.fps)
             inputs = self.input_files(item)
         except EncodeError as exc:
@@ -136,6 +173,7 @@ class BatchWorker:
             spec.run.write(path, data)
         except OSError as exc:
             return outcome(item.key, RETRIABLE, f"storage error: {exc}", render_s=render_s)
+        sound, track = clip.sound, clip.job.audio
         return outcome(
             item.key,
             OK,
@@ -145,6 +183,17 @@ class BatchWorker:
             frames_sha256=frames_sha256(frames),
             **(sound.columns(track) if sound is not None else {}),
             render_s=render_s,
-            encode_s=time.perf_counter() - started,
-            **checks,
+            encode_s=encode_s + time.perf_counter() - started,
+            **clip.checks,
         )
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """A rendered item that passed QC, on its way to an encoder."""
+
+    item: Item
+    job: ClipJob
+    sound: Audio | None  # as rendered (the job's track is fitted to the video's length)
+    checks: dict
+    render_s: float

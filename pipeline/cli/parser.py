@@ -201,7 +201,8 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=d_cluster.encode_workers,
         metavar="N",
-        help="concurrent ffmpeg encodes per actor (default: %(default)s)",
+        help="concurrent ffmpeg processes per actor; a batch's small clips share one "
+        "(default: %(default)s)",
     )
     cluster.add_argument(
         "--batch-timeout",

@@ -1,9 +1,10 @@
 """Frames -> clip bytes with ffmpeg-python, reproducibly (pinned threads, no metadata).
 
 Formats: mp4 (H.264), webm (VP9), gif, webp (animated), png (the frames as PNGs in one
-zip per clip). The same frames give the same bytes with the same ffmpeg build. One
-ffmpeg process per clip, and nothing else per item: a process start costs more than a
-small clip's encode (measured, issue 20), so the thumbnail is made in-process.
+zip per clip). The same frames give the same bytes with the same ffmpeg build. A process
+start costs more than a small clip's encode (measured, issue 20): a batch's small clips
+share one ffmpeg (encode_many.py, the same bytes per clip) and the thumbnail is made
+in-process.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def test_the_worker_writes_the_sound_and_its_columns_or_drops_it(keep, tmp_path)
     worker = BatchWorker(spec)
     item = make_item("a bell", 3, model="null", fps=FPS)
     audio = tone(25 / FPS - 0.03)  # as LTX-2's: ~30 ms short of the video
-    row = worker.finish_item(item, Rendered(frames(25), audio), 0.1)
+    row = worker.finish([(item, Rendered(frames(25), audio))], 0.1)[0]
     worker.close()
     assert row["status"] == "ok"
     found = streams(

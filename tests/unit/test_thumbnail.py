@@ -68,10 +68,12 @@ def test_sweep_removes_thumbnails_without_an_ok_row_and_temp_files(tmp_path):
     assert not run.fs.exists(run.thumb_path(orphan)) and not run.fs.exists(stray_tmp)
 
 
-def test_one_ffmpeg_process_per_item_and_the_thumbnail_is_made_in_process(tmp_path, monkeypatch):
-    """Issue 20: a process start costs more than a small clip's encode, so each item starts
-    one ffmpeg (its clip) and no other process; its files are what the two encoders give
-    on their own."""
+def test_a_batch_of_small_clips_starts_one_ffmpeg_and_makes_thumbnails_in_process(
+    tmp_path, monkeypatch
+):
+    """Issue 20: a process start costs more than a small clip's encode, so a batch's small
+    clips share one ffmpeg and the thumbnails start no process; the files are what each
+    encoder gives for each clip on its own."""
     from pipeline.outputs import encode
 
     real, log = encode.ffmpeg_exe(), tmp_path / "starts"
@@ -83,7 +85,7 @@ def test_one_ffmpeg_process_per_item_and_the_thumbnail_is_made_in_process(tmp_pa
     spec = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(format="webm"), run)
     items = tuple(_item("p", s, model="null", num_frames=33) for s in (1, 2, 3))
     rows = BatchWorker(spec).process(Batch(items, 4))
-    assert len(log.read_text().split()) == len(items)  # one process per item, not two
+    assert len(log.read_text().split()) == 1  # not one per item, nor one per thumbnail
 
     monkeypatch.setattr(encode, "ffmpeg_exe", lambda: real)
     frames = BatchWorker(spec).renderer.render(Batch(items, 4))
