@@ -8,13 +8,21 @@ import numpy as np
 
 
 def check_shapes(params: dict, codes, families, resolved, problems) -> None:
-    """Family rules (frames = step*k+1, sides multiple of m), vectorised over model codes."""
-    side = np.array([family.shape.side_multiple for family in families], np.int64)[codes]
-    step = np.array([family.shape.frame_step for family in families], np.int64)[codes]
-    most = np.array([f.shape.max_frames or 2**62 for f in families], np.int64)[codes]
+    """Family rules (frames = step*k+1 within their least and most, sides multiples of m
+    within theirs, a fixed size), vectorised over model codes."""
+
+    def per_row(value) -> np.ndarray:
+        return np.array([value(f.shape) for f in families], np.int64)[codes]
+
+    side, step = per_row(lambda s: s.side_multiple), per_row(lambda s: s.frame_step)
+    most = per_row(lambda s: s.max_frames or 2**62)
+    least = per_row(lambda s: s.min_frames)
+    small, big = per_row(lambda s: s.min_side), per_row(lambda s: s.max_side or 2**62)
     height, width, frames = params["height"], params["width"], params["num_frames"]
     bad = {"height": height % side, "width": width % side, "num_frames": (frames - 1) % step}
-    bad["num_frames"] = bad["num_frames"] + (frames > most)
+    bad["num_frames"] = bad["num_frames"] + (frames > most) + (frames < least)
+    for name, value in (("height", height), ("width", width)):
+        bad[name] = bad[name] + (value < small) + (value > big)
     fixed = [f.shape.fixed_size or (0, 0) for f in families]  # (0, 0): any size
     fixed_h, fixed_w = (np.array([size[i] for size in fixed], np.int64)[codes] for i in (0, 1))
     off = (fixed_h > 0) & ((height != fixed_h) | (width != fixed_w))

@@ -61,7 +61,21 @@ def test_detected_with_the_checkpoints_own_frame_limit(model):
     family = resolve_model(str(model)).family
     assert family.name == CASE.family
     assert family.shape.max_frames == 509  # max_size 128 latents / patch 1 -> 4*127+1
+    assert family.shape.max_side == 2048  # 128 patches of 2 latents of 8 px
     assert family.defaults["negative_prompt"] == DEFAULT_NEGATIVE_PROMPT
+
+
+def test_the_side_limit_is_where_the_rotary_tables_end(plain):
+    """A side of 128 patches renders; one patch more fails inside the call, so validate
+    refuses it (test_rules_refused_at_validate)."""
+    import torch
+
+    call = dict(prompt="a lighthouse", height=16, num_frames=1, num_inference_steps=1)
+    call |= dict(guidance_scale=1.0, output_type="np")
+    frames = plain(width=2048, generator=torch.Generator().manual_seed(0), **call).frames
+    assert np.asarray(frames).shape[-3:] == (16, 2048, 3)
+    with pytest.raises(RuntimeError):
+        plain(width=2048 + 16, generator=torch.Generator().manual_seed(0), **call)
 
 
 @pytest.mark.parametrize("bucket", ["with_negative", "without_negative"])
@@ -203,6 +217,8 @@ def test_rules_refused_at_validate(model, tmp_path):
             row(5, image=image, conditional_frame_timestep=float("inf")),
             row(6, num_frames=9, height=32, width=48),  # fine
             row(7, image=image, num_latent_conditional_frames=1),  # fine
+            row(8, num_frames=1, height=16, width=2064),
+            row(9, num_frames=1, height=16, width=2048),  # fine
         ],
         model,
     )
@@ -218,6 +234,8 @@ def test_rules_refused_at_validate(model, tmp_path):
         "row 4 (id 'r4'): num_latent_conditional_frames: expected 1 or 2, got 3",
         "row 5 (id 'r5'): conditional_frame_timestep: expected a finite number (below 0: "
         "the condition frames take the noise's timestep), got inf",
+        "row 8 (id 'r8'): width: expected at most 2048 for cosmos2.5 models (the "
+        "transformer's rotary embedding covers 128 patches per side), got 2064",
     ]
 
 

@@ -276,8 +276,8 @@ def test_i2v_rows_without_an_image_or_under_17_frames_are_refused(dirs, tmp_path
     got = refusals(rows, str(dirs[I2V.name]))
     assert len(got) == 2 and got[0].startswith("row 0 (id 'r0'): image: ")
     assert got[1] == (
-        "row 1 (id 'r1'): num_frames: expected at least 17 frames for kandinsky5-i2v models "
-        "(its first-frame normalisation needs 5 latent frames: fewer render NaN), got 13"
+        "row 1 (id 'r1'): num_frames: expected at least 17 frames for kandinsky5-i2v models; "
+        "its first-frame normalisation needs 5 latent frames: fewer render NaN, got 13"
     )
 
 

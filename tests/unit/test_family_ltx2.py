@@ -207,6 +207,21 @@ def test_variants_are_told_apart_by_their_configs(tmp_path, configs, t2v_name):
         assert family.name == name
 
 
+def test_a_side_of_one_latent_is_refused_for_ltx2_0_only(tmp_path):
+    """LTX-2.0's VAE decoder pads by reflection and fails on a 32 px side (one latent)."""
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps({"cross_attn_mod": False}))
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "LTX2Pipeline"}))
+    row = dict(prompt="a prompt", num_frames=9, width=64)
+    got = refusals([row | dict(id="r0", seed=0, height=32)], str(tmp_path))
+    assert got == [
+        "row 0 (id 'r0'): height: expected at least 64 for ltx2.0 models "
+        "(LTX-2.0's VAE decoder fails on 32), got 32"
+    ]
+    assert FAMILIES["ltx2.0-i2v"].shape.min_side == 64
+    assert FAMILIES["ltx2"].shape.min_side == FAMILIES["ltx2.5-i2v"].shape.min_side == 1
+
+
 def test_hub_ids_name_their_variant():
     assert family_for_hub_id("Lightricks/LTX-2").name == "ltx2.0"
     assert family_for_hub_id("rootonchair/LTX-2-19b-distilled").name == "ltx2.0"
@@ -246,6 +261,7 @@ def test_rules_refused_at_validate(t2v):
             row | dict(id="r4", seed=4, motion_speed=0.0),
             row | dict(id="r5", seed=5, image_crf=0),
             row | dict(id="r6", seed=6, num_frames=17, stg_scale=0.0, audio_stg_scale=1e-6),
+            row | dict(id="r7", seed=7, height=32),  # fine: only LTX-2.0's decoder fails
         ],
         str(model),
     )

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.models.families.shape import Shape, shape_problems
+
 # The render parameters every family has; `defaults` must give each.
 DEFAULT_FIELDS = (
     *("height", "width", "num_frames", "fps", "num_inference_steps", "guidance_scale"),
@@ -92,19 +94,6 @@ VIDEO_TO_VIDEO = dict(
 
 def in_closed_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda v: np.isfinite(v) & (v >= low) & (v <= high)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """num_frames = frame_step * k + 1 (up to max_frames); sides multiples of side_multiple;
-    exactly (height, width) = fixed_size where a checkpoint renders one size only."""
-
-    frame_step: int
-    side_multiple: int
-    max_frames: int | None = None
-    max_frames_why: str = ""
-    fixed_size: tuple[int, int] | None = None
-    fixed_size_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,64 +250,10 @@ class Family:
         return renamed | dict(self.call_args)
 
     def rules_text(self) -> str:
-        shape = self.shape
-        frames = f"frames {shape.frame_step}k+1" if shape.frame_step > 1 else "any frame count"
-        if shape.max_frames:
-            frames += f" up to {shape.max_frames}"
-        if shape.fixed_size:
-            frames += ", size exactly {}x{}".format(*shape.fixed_size)
         steps = (
             f", at least {self.min_inference_steps} steps" if self.min_inference_steps > 1 else ""
         )
-        return f"{frames}, sides multiple of {shape.side_multiple}{steps}"
-
-
-def shape_problems(name: str, shape: Shape, height: int, width: int, num_frames: int):
-    problems = []
-    if shape.fixed_size and (int(height), int(width)) != shape.fixed_size:
-        fixed_h, fixed_w = shape.fixed_size
-        problems.append(
-            (
-                "height" if int(height) != fixed_h else "width",
-                f"exactly {fixed_h}x{fixed_w} (height x width) for this {name} checkpoint "
-                f"({shape.fixed_size_why}), got {int(height)}x{int(width)}",
-            )
-        )
-    m = shape.side_multiple
-    for label, side in (("height", int(height)), ("width", int(width))):
-        if side % m:
-            problems.append(
-                (
-                    label,
-                    f"a multiple of {m} for {name} models (nearest: "
-                    f"{_nearest(side, m, 0)}), got {side}",
-                )
-            )
-    step, frames = shape.frame_step, int(num_frames)
-    if (frames - 1) % step:
-        problems.append(
-            (
-                "num_frames",
-                f"{step}k+1 frames for {name} models (nearest: "
-                f"{_nearest(frames, step, 1, shape.max_frames)}), got {frames}",
-            )
-        )
-    elif shape.max_frames and frames > shape.max_frames:
-        why = f"; {shape.max_frames_why}" if shape.max_frames_why else ""
-        problems.append(
-            (
-                "num_frames",
-                f"at most {shape.max_frames} frames for {name} models{why}, got {frames}",
-            )
-        )
-    return problems
-
-
-def _nearest(value: int, step: int, offset: int, upper: int | None = None) -> str:
-    """The valid values (step*k + offset, positive) on either side of `value`."""
-    below = (value - offset) // step * step + offset
-    candidates = [v for v in (below, below + step) if v > 0 and (upper is None or v <= upper)]
-    return " or ".join(str(v) for v in candidates) or str(step + offset)
+        return self.shape.rules_text() + steps
 
 
 def model_card_defaults(height, width, num_frames, fps, steps, guidance, negative="") -> dict:

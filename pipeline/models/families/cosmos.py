@@ -10,7 +10,8 @@ Measured on the tiny checkpoint (diffusers 0.42):
 - sides: `check_inputs` raises unless both are multiples of 16; validate refuses first.
 - the rotary embedding covers max(max_size / patch) positions on every axis (128 for the
   real configs): 509 frames render, 513 raise a size mismatch; validate refuses past the
-  checkpoint's own limit (`shape_for`). Sides past 128 * 16 = 2048 fail the same way.
+  checkpoint's own limit (`shape_for`). Sides past 128 * 16 = 2048 fail the same way, and
+  are refused the same way (`Shape.max_side`).
 - guidance: `noise + g * (noise - noise_neg)`, on only when g > 1; at g <= 1 the negative
   prompt is never encoded (pixels equal with any negative). A None negative at g > 1
   means diffusers' DEFAULT_NEGATIVE_PROMPT (the model-card negative below).
@@ -101,6 +102,7 @@ CONDITIONAL_FRAME_TIMESTEP = Param(
 
 # The real configs' rotary range: max(max_size / patch_size) = max(128, 120, 120) latents.
 ROPE_POSITIONS = 128
+VAE_SCALE = 8  # px per latent, each side (the Wan 2.1 VAE)
 
 
 def guardrail_installed() -> bool:
@@ -153,12 +155,17 @@ def frames_limit(positions: int) -> int:
     return 4 * (positions - 1) + 1
 
 
-def shape_of(positions: int) -> Shape:
+def shape_of(positions: int, patch_side: int = 2) -> Shape:
+    """4k+1 frames within `positions` latent frames; sides multiples of 16 within
+    `positions` patches (of `patch_side` latents of 8 px): past either the rotary tables
+    are too short and the call fails."""
     return Shape(
         frame_step=4,
         side_multiple=16,
         max_frames=frames_limit(positions),
         max_frames_why=f"the transformer's rotary embedding covers {positions} latent frames",
+        max_side=positions * patch_side * VAE_SCALE,
+        side_why=f"the transformer's rotary embedding covers {positions} patches per side",
     )
 
 
@@ -169,7 +176,8 @@ def checkpoint_shape(checkpoint: Checkpoint) -> Shape:
     sizes, patches = config.get("max_size"), config.get("patch_size")
     if not sizes or not patches:
         return shape_of(ROPE_POSITIONS)
-    return shape_of(max(s // p for s, p in zip(sizes, patches, strict=True)))
+    positions = max(s // p for s, p in zip(sizes, patches, strict=True))
+    return shape_of(positions, patches[1])
 
 
 def cosmos_family(guardrail: bool) -> Family:

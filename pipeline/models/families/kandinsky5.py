@@ -8,7 +8,7 @@ Measured on the tiny checkpoints with diffusers 0.42:
   up, 6 or 7 -> 5 down, 2 -> 1); out frames = num_frames otherwise, 1 included. The
   transformer's 3D RoPE tables hold 128 positions per axis: 509 frames (128 latent frames)
   render, 513 raise IndexError; likewise sides above 2048 (128 patches of 16) raise:
-  validate refuses both (`row_problems` for the sides).
+  validate refuses both (`Shape.max_frames`, `Shape.max_side`).
 - image-to-video needs at least 17 frames: `normalize_first_frame` rescales the first 4
   latent frames by the statistics of the next ones, so with 2 to 4 latent frames (5 to 13
   frames) it takes the std of nothing and every pixel is NaN, and with 1 (1 frame) it
@@ -52,8 +52,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.models.families.base import (
     ATTENTION_LANE,
     ONE_IMAGE_PER_CALL,
@@ -76,8 +74,6 @@ NABLA = "nabla"
 FLEX = "flex"
 MAX_FRAMES = 4 * 127 + 1  # the RoPE tables' 128 latent frames
 MAX_FRAMES_WHY = "the transformer's RoPE tables hold 128 latent frames"
-SHAPE = Shape(4, 16, MAX_FRAMES, MAX_FRAMES_WHY)
-NABLA_SHAPE = Shape(4, 128, MAX_FRAMES, MAX_FRAMES_WHY)  # NABLA's 8x8 blocks of 16px patches
 LANES = (ATTENTION_LANE, "quantize")
 NABLA_LANES = ("quantize",)  # its attention backend is flex, always
 LITE_MODEL_DIM, PRO_MODEL_DIM = 1792, 4096
@@ -126,28 +122,19 @@ def is_pro(checkpoint: Checkpoint) -> bool:
     return "-pro-" in _name(checkpoint)
 
 
-def shape_of(checkpoint: Checkpoint) -> Shape:
-    return NABLA_SHAPE if is_nabla(checkpoint) else SHAPE
-
-
-def _limits(name: str, least_frames: int = 1):
-    """Rows the RoPE tables cannot place (sides above MAX_SIDE), or I2V rows too short for
-    its first-frame normalisation (module docstring)."""
-
-    def problems(values: dict) -> list[tuple[int, str, str]]:
-        found = []
-        for field in ("height", "width"):
-            side = values[field].astype(np.int64)
-            for i in np.flatnonzero(side > MAX_SIDE).tolist():
-                expect = f"at most {MAX_SIDE} for {name} models ({MAX_SIDE_WHY}), got {side[i]}"
-                found.append((i, field, expect))
-        frames = values["num_frames"].astype(np.int64)
-        for i in np.flatnonzero(frames < least_frames).tolist():
-            expect = f"at least {least_frames} frames for {name} models ({FEW_FRAMES_WHY})"
-            found.append((i, "num_frames", f"{expect}, got {frames[i]}"))
-        return found
-
-    return problems
+def shape_of(nabla: bool, i2v: bool) -> Shape:
+    """Sides multiples of 16 (NABLA: 128, its 8x8 blocks of 16 px patches) up to MAX_SIDE;
+    4k+1 frames up to MAX_FRAMES, image-to-video from I2V_LEAST_FRAMES (module docstring)."""
+    return Shape(
+        frame_step=4,
+        side_multiple=128 if nabla else 16,
+        max_frames=MAX_FRAMES,
+        max_frames_why=MAX_FRAMES_WHY,
+        min_frames=I2V_LEAST_FRAMES if i2v else 1,
+        min_frames_why=FEW_FRAMES_WHY if i2v else "",
+        max_side=MAX_SIDE,
+        side_why=MAX_SIDE_WHY,
+    )
 
 
 def _lite(word: str | None, nabla: bool):
@@ -163,17 +150,17 @@ def _lite(word: str | None, nabla: bool):
 def _family(name, title, defaults, nabla, **rest) -> Family:
     rest.setdefault("pipeline_classes", T2V_CLASSES)
     rest.setdefault("batch_size_why", PADDED)
+    i2v = bool(rest.get("media_required"))
     return Family(
         name=name,
         title=title,
-        shape=NABLA_SHAPE if nabla else SHAPE,
-        shape_for=shape_of,
+        shape=shape_of(nabla, i2v),
+        shape_for=lambda checkpoint: shape_of(is_nabla(checkpoint), i2v),
         defaults=defaults,
         encode_text=encode_kandinsky,
         lanes=NABLA_LANES if nabla else LANES,
         batch_pixel_safe=False,
         after_load=flex_for_nabla,
-        row_problems=_limits(name, I2V_LEAST_FRAMES if rest.get("media_required") else 1),
         **rest,
     )
 

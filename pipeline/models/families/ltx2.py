@@ -19,7 +19,8 @@ Measured on the tiny checkpoints (diffusers 0.42, CPU):
   predict a length); promptreel always passes the row's num_frames, so min_seconds /
   max_seconds (bounds of that prediction only) never apply.
 - height/width: multiples of 32 or `check_inputs` raises. A side of exactly 32 (one latent)
-  also fails inside a VAE decoder with reflect padding (LTX-2.0's), not refused here.
+  also fails inside a VAE decoder with reflect padding (LTX-2.0's): refused for LTX-2.0
+  (`Shape.min_side`).
 - `frame_rate` moves pixels (RoPE positions are in seconds: frame_rate / motion_speed) and
   sets the audio length, so the row's fps is the call's frame_rate (`call_fps`).
 - frames: float in [0, 1]. Audio: `output.audio` stays a torch tensor (B, channels, n) even
@@ -91,6 +92,10 @@ from pipeline.models.families.base import (
 T2V_CLASSES = ("LTX2Pipeline",)
 I2V_CLASSES = ("LTX2ImageToVideoPipeline",)
 SHAPE = Shape(frame_step=8, side_multiple=32)
+# LTX-2.0's VAE decoder pads by reflection, which fails on a side of one latent (32 px).
+SHAPE_2_0 = Shape(
+    frame_step=8, side_multiple=32, min_side=64, side_why="LTX-2.0's VAE decoder fails on 32"
+)
 
 # diffusers.pipelines.ltx2.utils.DEFAULT_NEGATIVE_PROMPT (Lightricks' ltx-pipelines default),
 # the negative of diffusers' LTX-2.3 examples.
@@ -241,7 +246,6 @@ def is_2_3(checkpoint: Checkpoint) -> bool:
 # LTX-2.0's fixed call arguments (see the module docstring).
 CALL_2_0 = (("use_cross_timestep", False), ("spatio_temporal_guidance_blocks", [29]))
 COMMON = dict(
-    shape=SHAPE,
     encode_text=None,
     attention_masks=True,
     call_fps="frame_rate",
@@ -252,10 +256,11 @@ COMMON = dict(
 NOTES = "renders a synchronized audio track; fps is the call's frame_rate (moves pixels)"
 
 
-def _i2v(name: str, title: str, defaults: dict, crf: Param, **rest) -> Family:
+def _i2v(name: str, title: str, defaults: dict, crf: Param, shape=SHAPE, **rest) -> Family:
     return Family(
         name=name,
         title=title,
+        shape=shape,
         pipeline_classes=I2V_CLASSES,
         defaults=defaults,
         params=(*PARAMS, crf),
@@ -273,6 +278,7 @@ def _t2v(name: str, title: str, defaults: dict, i2v: Family, **rest) -> Family:
     return Family(
         name=name,
         title=title,
+        shape=i2v.shape,
         pipeline_classes=T2V_CLASSES,
         defaults=defaults,
         params=PARAMS,
@@ -296,6 +302,7 @@ LTX2_0_I2V = _i2v(
     "LTX-2.0 image-to-video (LTX2ImageToVideoPipeline; image is the first frame; audio)",
     DEFAULTS_2_0,
     IMAGE_CRF,
+    shape=SHAPE_2_0,
     matches=is_2_0,
     call_args=CALL_2_0,
 )
