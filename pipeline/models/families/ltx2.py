@@ -219,12 +219,14 @@ def uses_negative(item) -> bool:
 
 
 def audio_of(pipe, output) -> list:
-    """One (float32 samples (channels, n) in [-1, 1], sample rate) per clip of the call:
-    `output.audio` is the vocoder's waveform tensor (B, channels, n) whatever the
-    output_type; its rate is the vocoder's output_sampling_rate."""
+    """One (float32 samples (channels, n), sample rate) per clip of the call, the samples
+    as the vocoder gave them (not clamped: audio_sha256 hashes them, and QC's `clipped`
+    counts those at full scale; its tanh or clamp keeps them in [-1, 1]): `output.audio`
+    is the vocoder's waveform tensor (B, channels, n) whatever the output_type; its rate
+    is the vocoder's output_sampling_rate."""
     rate = int(pipe.vocoder.config.output_sampling_rate)
     waves = output.audio.float().cpu().numpy()
-    return [(np.clip(wave, -1.0, 1.0).astype(np.float32), rate) for wave in waves]
+    return [(np.ascontiguousarray(wave, np.float32), rate) for wave in waves]
 
 
 def is_2_5(checkpoint: Checkpoint) -> bool:
