@@ -32,6 +32,16 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 # others waited for (measured: 3 heavy e2e files 148-152 s -> 118-134 s wall, 268-279 ->
 # 210-245 CPU-s). Scheduling only: the same math runs, pixels are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# torch picks its CPU kernels by instruction set (ATen's vector code, MKL's sgemm, oneDNN's
+# convolutions), and the AVX-512 ones round differently: on an AVX-512 host the tiny
+# models' pixels differ from those recorded on AVX2 hosts (tests/data's old run dir), and
+# MKL's AVX-512 sgemm makes CLIP's batched text encoding differ from one text alone
+# (measured on an AMD EPYC with AVX-512, 2026-12-07). The suite pins the AVX2 kernels in
+# this process, every subprocess and every Ray worker, so recorded hashes hold on any x86
+# host (set before anything imports torch; the product itself keeps the host's best).
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+os.environ.setdefault("MKL_CBWR", "AVX2")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 REPO = Path(__file__).resolve().parent.parent
 # The longest e2e files (measured, issue 15) start first, so that under pytest-xdist
