@@ -171,17 +171,19 @@ def _ffmpeg(frames: np.ndarray, fps: float, target: str, args: dict, sound=None)
         "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
     )
     stream = ffmpeg.output(*([video] if sound is None else [video, sound]), target, **args)
+    return run_graph(stream, np.ascontiguousarray(frames).tobytes(), f"{count} frames")
+
+
+def run_graph(stream, data: bytes, what: str) -> bytes:
+    """Run an ffmpeg-python graph with `data` on its stdin; its stdout. EncodeError (with
+    ffmpeg's stderr) naming `what` it was encoding."""
     try:
         stdout, _ = stream.run(
-            cmd=ffmpeg_exe(),
-            input=np.ascontiguousarray(frames).tobytes(),
-            capture_stdout=True,
-            capture_stderr=True,
-            quiet=True,
+            cmd=ffmpeg_exe(), input=data, capture_stdout=True, capture_stderr=True, quiet=True
         )
     except ffmpeg.Error as exc:
         stderr = (exc.stderr or b"").decode("utf-8", "replace")
-        raise EncodeError(f"ffmpeg failed encoding {count} frames", stderr) from exc
+        raise EncodeError(f"ffmpeg failed encoding {what}", stderr) from exc
     except OSError as exc:
         raise EncodeError(f"cannot run ffmpeg at {ffmpeg_exe()!r}: {exc}") from exc
     return stdout

@@ -111,19 +111,8 @@ def _encode_group(jobs: list[ClipJob], settings: EncodeSettings) -> list[bytes]:
             clip = source[number].trim(start_frame=start, end_frame=end).setpts("PTS-STARTPTS")
             outputs.append(ffmpeg.output(clip, _target(workdir, number, settings), **args))
             start = end
-        try:
-            ffmpeg.merge_outputs(*outputs).run(
-                cmd=encode.ffmpeg_exe(),
-                input=b"".join(np.ascontiguousarray(job.frames).tobytes() for job in jobs),
-                capture_stdout=True,
-                capture_stderr=True,
-                quiet=True,
-            )
-        except ffmpeg.Error as exc:
-            stderr = (exc.stderr or b"").decode("utf-8", "replace")
-            raise EncodeError(f"ffmpeg failed encoding {len(jobs)} clips", stderr) from exc
-        except OSError as exc:
-            raise EncodeError(f"cannot run ffmpeg at {encode.ffmpeg_exe()!r}: {exc}") from exc
+        frames = b"".join(np.ascontiguousarray(job.frames).tobytes() for job in jobs)
+        encode.run_graph(ffmpeg.merge_outputs(*outputs), frames, f"{len(jobs)} clips")
         return [_read(workdir, number, settings) for number in range(len(jobs))]
 
 
