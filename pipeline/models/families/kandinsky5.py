@@ -50,6 +50,7 @@ and Pro (model_dim 4096; Lite 1792) are read from the transformer config, with t
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from pipeline.models.families.base import (
@@ -137,6 +138,10 @@ def shape_of(nabla: bool, i2v: bool) -> Shape:
     )
 
 
+def checkpoint_shape(checkpoint: Checkpoint, i2v: bool) -> Shape:
+    return shape_of(is_nabla(checkpoint), i2v)
+
+
 def _lite(word: str | None, nabla: bool):
     """Lite checkpoints named `word` (None: any name), NABLA (10s) or not (5s)."""
 
@@ -155,7 +160,7 @@ def _family(name, title, defaults, nabla, **rest) -> Family:
         name=name,
         title=title,
         shape=shape_of(nabla, i2v),
-        shape_for=lambda checkpoint: shape_of(is_nabla(checkpoint), i2v),
+        shape_for=partial(checkpoint_shape, i2v=i2v),
         defaults=defaults,
         encode_text=encode_kandinsky,
         lanes=NABLA_LANES if nabla else LANES,
