@@ -1,5 +1,6 @@
 """A row's family rules, vectorised over model codes: the shape a family renders (frames
-step*k+1 up to a limit, sides multiples of m, a fixed size) and its least step count.
+step*k+1 and sides multiples of m, each within its limits, a fixed size; families/shape.py)
+and its least step count.
 Each problem names the row, the field and the nearest valid values (families/base.py)."""
 
 from __future__ import annotations
