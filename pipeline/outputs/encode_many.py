@@ -1,10 +1,10 @@
 """Several silent clips of one size and frame rate encoded by one ffmpeg process.
 
 A process start costs more than a small clip's encode (measured, issue 20: 64x64x9 H.264
-~30 ms CPU alone, ~20 ms in a process with three more), so an actor hands a batch's
-small clips to one ffmpeg: their frames go to stdin one clip after the other, and the
-filter graph splits them back, each clip's frames trimmed to a branch of its own, which
-starts at time 0 and feeds an encoder of its own. Each clip's bytes are those of
+~21 ms CPU in a process of its own, ~12 ms in one shared with three more), so an actor
+hands a batch's small clips to one ffmpeg: their frames go to stdin one clip after the
+other, and the filter graph splits them back, each clip's frames trimmed to a branch of
+its own, which starts at time 0 and feeds an encoder of its own. Each clip's bytes are those of
 `encode_clip` on its frames alone (tested for every format): an encoder sees only its
 clip's frames, with the same timestamps.
 
