@@ -74,6 +74,15 @@ def plain_pipe(model_dir, threads=THREADS):
     return pipe
 
 
+def case_rows(case, prompts, fields: dict, **extra) -> list[dict]:
+    """One row per prompt (seeds 40, 41, ...) at the case's shape and step count, with
+    `fields`, then `extra` over them."""
+    return [
+        dict(prompt=p, seed=40 + i, num_inference_steps=case.steps, **case.shape, **fields) | extra
+        for i, p in enumerate(prompts)
+    ]
+
+
 def generators(rows: list[dict]):
     import torch
 

@@ -25,7 +25,14 @@ from tests.e2e.test_video_families import refusals, row
 from tests.support.items import make_item
 from tests.support.media_files import png_rgb
 from tests.support.new_families import cases, checkpoint_dir
-from tests.support.parity import THREADS, generators, plain_pipe, plain_uint8, promptreel_frames
+from tests.support.parity import (
+    THREADS,
+    case_rows,
+    generators,
+    plain_pipe,
+    plain_uint8,
+    promptreel_frames,
+)
 
 CASES = {name: case for name, case in cases().items() if name.startswith("hunyuan1.5")}
 T2V, I2V = CASES["hunyuan1.5"], CASES["hunyuan1.5-i2v"]
@@ -43,11 +50,8 @@ def pipes(dirs):
     return {name: plain_pipe(path) for name, path in dirs.items()}
 
 
-def rows_for(case, fields: dict) -> list[dict]:
-    return [
-        dict(prompt=p, seed=40 + i, num_inference_steps=case.steps, **case.shape, **fields)
-        for i, p in enumerate(PROMPTS)
-    ]
+def rows_for(case, fields: dict, **extra) -> list[dict]:
+    return case_rows(case, PROMPTS, fields, **extra)
 
 
 def plain_call(pipe, row: dict, **extra):

@@ -23,7 +23,14 @@ from tests.e2e.test_video_families import refusals, row
 from tests.support.items import make_item
 from tests.support.media_files import png_rgb
 from tests.support.new_families import cases, checkpoint_dir
-from tests.support.parity import THREADS, generators, plain_pipe, plain_uint8, promptreel_frames
+from tests.support.parity import (
+    THREADS,
+    case_rows,
+    generators,
+    plain_pipe,
+    plain_uint8,
+    promptreel_frames,
+)
 
 CASES = {name: case for name, case in cases().items() if name.startswith("sana-video")}
 PROMPTS = ("A red fox runs through snow", "a lighthouse at night, waves breaking on the rocks")
@@ -39,12 +46,8 @@ def pipes(dirs):
     return {name: plain_pipe(path) for name, path in dirs.items()}
 
 
-def rows_for(case, fields: dict) -> list[dict]:
-    steps = case.steps
-    return [
-        dict(prompt=p, seed=40 + i, num_inference_steps=steps, **case.shape, **fields)
-        for i, p in enumerate(PROMPTS)
-    ]
+def rows_for(case, fields: dict, **extra) -> list[dict]:
+    return case_rows(case, PROMPTS, fields, **extra)
 
 
 def plain_call(pipe, rows: list[dict]):

@@ -26,6 +26,7 @@ from tests.support.media_files import png_rgb
 from tests.support.new_families import cases, checkpoint_dir
 from tests.support.parity import (
     THREADS,
+    case_rows,
     generators,
     items_of,
     plain_pipe,
@@ -53,10 +54,7 @@ def pipes(dirs):
 
 
 def rows_for(case, fields: dict, **extra) -> list[dict]:
-    return [
-        dict(prompt=p, seed=40 + i, num_inference_steps=case.steps, **case.shape, **fields) | extra
-        for i, p in enumerate(PROMPTS)
-    ]
+    return case_rows(case, PROMPTS, fields, **extra)
 
 
 def plain_call(pipe, rows: list[dict], raw: bool = False, **extra):
