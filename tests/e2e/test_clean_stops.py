@@ -134,11 +134,19 @@ def test_sigint_then_sigterm_once_each_exit_4_and_resume_matches(
     counts = assert_stopped_with_pending(out, ids, "SIGINT")
     assert counts["ok"] >= 4
 
-    # SIGTERM once while the last batch hangs: it is abandoned after --stop-grace.
+    # SIGTERM once while the last batch hangs: it is abandoned after --stop-grace. The
+    # `stall` fault (a hang that first marks the run dir) says when the batch is in flight
+    # in *this* run: the other keys may all be in the ledger already from the SIGINT run,
+    # and a signal before this driver is under way would only meet Python's default.
     log = tmp_path / "sigterm.log"
-    proc = start_render(manifest, out, *FLAGS, *hang, log=log)
+    stall = ("--inject-fault", f"stall:{hang_prompt}", "--stop-grace", "2", *joined)
+    proc = start_render(manifest, out, *FLAGS, *stall, log=log)
     others = set(read_catalog(out)["key"].to_pylist()) - hung_keys
-    wait_for(lambda: others <= ledger_keys(out), proc, log)  # only the hung batch in flight
+
+    def only_the_hung_batch_in_flight() -> bool:
+        return others <= ledger_keys(out) and any((out / "_state").glob("stalled-*"))
+
+    wait_for(only_the_hung_batch_in_flight, proc, log)
     os.kill(proc.pid, signal.SIGTERM)
     assert finish(proc, log) == 4
     counts = assert_stopped_with_pending(out, ids, "SIGTERM")
