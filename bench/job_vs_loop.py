@@ -3,8 +3,9 @@
     python -m bench.job_vs_loop [--prompts 256 --seeds 4] [--quick] [--variants ...]
 
 (a) `python -m bench.plain_loop` (import, from_pretrained, loop, sequential ffmpeg);
-(b) `python -m pipeline render MANIFEST --out RUN --batch-size 4 --threads 2 --actors 1
---no-progress` (Ray start included). Both are subprocesses timed from spawn to exit.
+(b) `python -m pipeline render MANIFEST --out RUN --batch-size 4 --threads 2 --no-progress`,
+as variants: `default` (the CLI's `--actors auto`) and aN-tN-eN (actors, threads, encode
+workers; Ray start included). Both are subprocesses timed from spawn to exit.
 Prints wall times, items/s, the ratio (b)/(a), and checks that frames_sha256 of the
 items agree (for variants with the loop's thread count; threads change pixels).
 """
@@ -36,8 +37,9 @@ from bench.common import (
 )
 
 SEEDS = (101, 20260, 3048053658270753, 4294967296 + 7)  # the last one: low 32 bits = 7
-DEFAULT_VARIANTS = ("a1-t2-e2",)
-ALL_VARIANTS = ("a1-t2-e2", "a1-t2-e1", "a2-t1-e1", "a2-t1-e2")
+DEFAULT = "default"  # the CLI's defaults: --actors auto, 2 threads, 2 encode workers
+DEFAULT_VARIANTS = (DEFAULT, "a1-t2-e2")
+ALL_VARIANTS = (DEFAULT, "a1-t2-e2", "a2-t2-e1", "a1-t2-e1", "a2-t1-e1", "a2-t1-e2")
 
 
 def write_manifest(path: Path, prompts: int, seeds: int) -> int:
@@ -85,8 +87,9 @@ def run_loop(work: Path, manifest: Path, tag: str, batch_size: int, env: dict) -
 
 
 def run_job(work: Path, manifest: Path, tag: str, variant: str, batch_size: int, env) -> dict:
-    v = {"actors": 1, "threads": 2, "encode_workers": 2, "batch_size": batch_size}
-    v.update(parse_variant(variant))
+    v = {"threads": 2, "encode_workers": 2, "batch_size": batch_size}
+    if variant != DEFAULT:
+        v = {"actors": 1, **v, **parse_variant(variant)}
     out = work / f"run-{tag}-{variant}"
     cmd = pipeline_cmd("render", manifest, "--out", out, *variant_flags(v), "--no-progress")
     measured = run_measured(cmd, work / f"run-{tag}-{variant}.log", tree=True, env=env)
@@ -97,6 +100,7 @@ def run_job(work: Path, manifest: Path, tag: str, variant: str, batch_size: int,
     steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 1 else None
     inner = {
         "job_wall_s": summary["wall_s"],  # run_job: after imports and argument parsing
+        "actors": summary["actors"],  # what `default` (--actors auto) chose
         "first_clip_after_s": finished[0] - measured.started_at,
         "after_last_clip_s": measured.started_at + measured.wall_s - finished[-1],
         "steady_items_per_s": steady,
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--variants",
         nargs="*",
         default=list(DEFAULT_VARIANTS),
-        help="promptreel settings aN-tN-eN (actors, threads, encode workers); 'all' for "
+        help="promptreel settings aN-tN-eN (actors, threads, encode workers), or "
+        f"'{DEFAULT}' (no --actors: auto); 'all' for "
         f"{' '.join(ALL_VARIANTS)} (default: %(default)s)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="alternate loop/job N times")
@@ -210,7 +215,8 @@ def report(n: int, loops: list[dict], jobs: list[dict], variants: list[str], arg
         inner = results["jobs"][variant][0]["inner"]
         tree = results["jobs"][variant][0]["tree_cpu_s"]
         print(
-            f"promptreel {variant}: first clip after {inner['first_clip_after_s']:.1f}s, exit "
+            f"promptreel {variant} ({inner['actors']} actors): first clip after "
+            f"{inner['first_clip_after_s']:.1f}s, exit "
             f"{inner['after_last_clip_s']:.1f}s after the last, "
             f"steady {inner['steady_items_per_s'] or 0:.1f} items/s, job wall "
             f"{inner['job_wall_s']:.1f}s; CPU s by role {tree}"

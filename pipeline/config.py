@@ -63,7 +63,7 @@ class ClusterSettings:
     """Where and how wide to run; never changes pixels."""
 
     address: str | None = None
-    actors: int = 1
+    actors: int | None = 1  # None: `--actors auto`, sized by pipeline/driver/sizing.py
     gpus_per_actor: float = 0.0
     cpus_per_actor: float = 1.0
     encode_workers: int = 2  # concurrent ffmpeg encodes per render actor

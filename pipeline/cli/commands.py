@@ -40,6 +40,7 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     from pipeline.driver.job import load_and_plan
+    from pipeline.driver.sizing import with_actor_count
     from pipeline.plan.planner import pending_keys
     from pipeline.rundir.layout import RunDir
     from pipeline.rundir.ledger import Ledger
@@ -47,6 +48,7 @@ def cmd_plan(args) -> int:
     config = config_from_args(args)
     manifest, plan = load_and_plan(config)
     _print_warnings(manifest)
+    config = with_actor_count(config, manifest.table["model"].unique().to_pylist())
     todo, finished = plan.items["key"], None
     if args.out:
         finished = Ledger(RunDir(args.out, args.storage_options)).read(

@@ -42,6 +42,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def actor_count(text: str) -> int | None:
+    """`--actors`: a count, or `auto` (None; pipeline/driver/sizing.py decides)."""
+    return None if text.strip().lower() == "auto" else positive_int(text)
+
+
 def non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0 or value == float("inf"):
@@ -177,10 +182,12 @@ def _add_render_args(parser: argparse.ArgumentParser) -> None:
     )
     cluster.add_argument(
         "--actors",
-        type=positive_int,
-        default=d_cluster.actors,
+        type=actor_count,
+        default=None,
         metavar="N",
-        help="render actors, one loaded pipeline each (default: %(default)s)",
+        help="render actors, one loaded pipeline each (default: auto: on a local Ray one "
+        "per CPU at --cpus-per-actor each, or per GPU at --gpus-per-actor, as many as the "
+        "free memory holds copies of the model; 1 on a cluster you join)",
     )
     cluster.add_argument(
         "--gpus-per-actor",
@@ -333,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
-    demo.add_argument("--actors", type=positive_int, default=1, help="(default: %(default)s)")
+    demo.add_argument("--actors", default="auto", help="(default: %(default)s)")
     return parser
 
 

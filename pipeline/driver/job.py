@@ -28,6 +28,7 @@ from pipeline.driver.scoring import (
     scorer_names,
     until_of,
 )
+from pipeline.driver.sizing import with_actor_count
 from pipeline.driver.startup import StartedUp, start_up
 from pipeline.driver.stopping import StopControl, prior_batch_seconds
 from pipeline.models import resolve_model
@@ -131,7 +132,9 @@ def run_job(config: RunConfig, progress=None) -> JobResult:
     check_selection(Selection.of(config.scores), scorer_names(run, scorers))
     until = until_of(config, scorers)
     check_run_dir_writable(run)  # bad credentials / missing bucket: exit 2, nothing rendered
-    claim_job(run, config, pc.unique(manifest.table["model"]).to_pylist())
+    models = pc.unique(manifest.table["model"]).to_pylist()
+    claim_job(run, config, models)
+    config = with_actor_count(config, models)  # --actors auto: never changes pixels
     run_scorers = record_scorers(run, {s.name: s.describe() for s in scorers})
     if hashes.changed:
         run.write(run.media_hashes, hashes.to_json().encode())
@@ -323,6 +326,7 @@ def _summary(config: RunConfig, plan: Plan, counts: dict, rendered: int, wall_s:
         "rows": plan.rows.num_rows,
         "items": plan.items.num_rows,
         "rendered_this_run": rendered,
+        "actors": config.cluster.actors,  # the count asked for, or what --actors auto chose
         "wall_s": round(wall_s, 3),
         "items_per_s": round(rendered / wall_s, 3) if wall_s else None,
         "manifest": config.manifest,

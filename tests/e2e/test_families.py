@@ -78,7 +78,16 @@ def mixed_run(tmp_path_factory, ray_local):
     tmp = tmp_path_factory.mktemp("families")
     rows = [row for name in BUILDERS for row in family_rows(name)]
     manifest = write_manifest(tmp / "m.parquet", rows)
-    args = ["render", str(manifest), "--out", str(tmp / "run"), "--batch-size", "2"]
+    args = [
+        "render",
+        str(manifest),
+        "--out",
+        str(tmp / "run"),
+        "--batch-size",
+        "2",
+        "--actors",
+        "1",
+    ]
     code = main([*args, "--threads", str(THREADS), "--no-progress"])
     return tmp / "run", rows, code
 

@@ -93,4 +93,4 @@ def test_documented_commands_parse():
     assert len(commands) >= 3
     for command in commands:
         config = parse_render(command)
-        assert config.cluster.actors >= 1 and config.out
+        assert (config.cluster.actors is None or config.cluster.actors >= 1) and config.out
