@@ -224,7 +224,8 @@ def cmd_export(args) -> int:
 def cmd_demo(args) -> int:
     from pipeline.cli.demo import demo_manifest_path
 
-    argv = ["render", str(demo_manifest_path()), "--out", args.out, "--actors", str(args.actors)]
+    argv = ["render", str(demo_manifest_path()), "--out", args.out]
+    argv += ["--actors", str(args.actors)] if args.actors else []
     from pipeline.cli.parser import build_parser
 
     render_args = build_parser().parse_args(argv)

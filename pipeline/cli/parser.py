@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="render manifests/demo.parquet with the tiny model")
     demo.add_argument("--out", default="runs/demo", help="run dir (default: %(default)s)")
-    demo.add_argument("--actors", default="auto", help="(default: %(default)s)")
+    demo.add_argument("--actors", type=actor_count, default=None, help="(default: auto)")
     return parser
 
 

@@ -7,7 +7,8 @@ idle part of the time: most of a tiny call is small ops (the Wan VAE's channel n
 convolutions) whose threads wait on each other. So a local run fills the machine:
 
 - one actor per CPU, at `--cpus-per-actor` each (a scorer's CPUs set aside first), or one
-  per GPU share with `--gpus-per-actor`;
+  per GPU share with `--gpus-per-actor` (a container's cgroup CPU quota and memory limit
+  count, not only the host's);
 - on the CPU, no more than the free memory holds: each actor holds its own copy of the
   weights. A model whose size is not known here (hub weights the actors download) gets one;
 - never more than there are batches (startup.py and the dispatcher already bound that).
@@ -19,6 +20,7 @@ resources are only known once joined, and a shared cluster is not ours to fill.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from pipeline.config import RunConfig
 PROCESS_BYTES = 2**30  # an actor before its weights: torch + diffusers + Ray (~0.45 GiB RSS)
 WEIGHT_COPIES = 2  # weights in memory while loading (file pages + tensors), and activations
 MEMORY_SHARE = 0.75  # of the memory free now: the rest stays for the driver and the encodes
+CGROUP = Path("/sys/fs/cgroup")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,16 @@ class Machine:
     free_memory: int  # bytes
 
     @classmethod
-    def local(cls) -> Machine:
-        return cls(_usable_cpus(), _local_gpus(), _free_memory())
+    def local(cls, cgroup: Path = CGROUP) -> Machine:
+        """This host as a process here sees it: a container's CPU quota and memory limit
+        (cgroup v2 or v1) bound what /proc and the affinity mask report for the host."""
+        cpus, quota = _affinity_cpus(), cgroup_cpus(cgroup)
+        if quota is not None:
+            cpus = min(cpus, max(1, math.ceil(quota)))
+        memory, room = _free_memory(), cgroup_free_memory(cgroup)
+        if room is not None:
+            memory = min(memory, room)
+        return cls(cpus, _local_gpus(), memory)
 
 
 def auto_actors(config: RunConfig, machine: Machine, model_bytes: int | None) -> int:
@@ -83,7 +94,41 @@ def checkpoint_bytes(spec: str) -> int | None:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
-def _usable_cpus() -> int:
+def cgroup_cpus(root: Path) -> float | None:
+    """The CPU quota of this process's cgroup (v2 `cpu.max`, v1 `cfs_quota_us`), if any."""
+    v2 = _read(root / "cpu.max")  # "max 100000" or "200000 100000"
+    if v2 is not None:
+        quota, period = v2.split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    quota, period = _read(root / "cpu/cpu.cfs_quota_us"), _read(root / "cpu/cpu.cfs_period_us")
+    if quota is None or period is None or int(quota) <= 0:
+        return None  # -1: no quota
+    return int(quota) / int(period)
+
+
+def cgroup_free_memory(root: Path) -> int | None:
+    """Bytes left under this process's cgroup memory limit (v2 or v1), if it has one."""
+    for limit_name, used_name in (
+        ("memory.max", "memory.current"),
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+    ):
+        limit = _read(root / limit_name)
+        if limit is None:
+            continue
+        if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as ~2**63
+            return None
+        return max(0, int(limit) - int(_read(root / used_name) or 0))
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _affinity_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))  # a container's or taskset's share
     except AttributeError:  # not Linux

@@ -14,6 +14,8 @@ from pipeline.driver.sizing import (
     PROCESS_BYTES,
     Machine,
     auto_actors,
+    cgroup_cpus,
+    cgroup_free_memory,
     checkpoint_bytes,
     with_actor_count,
 )
@@ -109,3 +111,44 @@ def test_the_cli_default_is_auto_and_counts_parse():
     for bad in ("0", "-1", "two"):
         with pytest.raises(SystemExit):
             actors("--actors", bad)
+
+
+def _cgroup(root, files: dict):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return root
+
+
+def test_a_containers_cgroup_bounds_cpus_and_memory(tmp_path):
+    v2 = _cgroup(tmp_path / "v2", {"cpu.max": "150000 100000", "memory.max": str(4 * GIB)})
+    (v2 / "memory.current").write_text(str(GIB))
+    assert cgroup_cpus(v2) == 1.5 and cgroup_free_memory(v2) == 3 * GIB
+    machine = Machine.local(cgroup=v2)
+    assert machine.cpus <= 2 and machine.free_memory <= 3 * GIB
+
+    free = _cgroup(tmp_path / "free", {"cpu.max": "max 100000", "memory.max": "max"})
+    assert cgroup_cpus(free) is None and cgroup_free_memory(free) is None
+
+    v1 = _cgroup(
+        tmp_path / "v1",
+        {
+            "cpu/cpu.cfs_quota_us": "200000",
+            "cpu/cpu.cfs_period_us": "100000",
+            "memory/memory.limit_in_bytes": str(2 * GIB),
+            "memory/memory.usage_in_bytes": str(GIB // 2),
+        },
+    )
+    assert cgroup_cpus(v1) == 2.0 and cgroup_free_memory(v1) == GIB * 3 // 2
+    unlimited = _cgroup(
+        tmp_path / "v1-none",
+        {
+            "cpu/cpu.cfs_quota_us": "-1",
+            "cpu/cpu.cfs_period_us": "100000",
+            "memory/memory.limit_in_bytes": "9223372036854771712",
+        },
+    )
+    assert cgroup_cpus(unlimited) is None and cgroup_free_memory(unlimited) is None
+    assert cgroup_cpus(tmp_path / "absent") is None
+    assert cgroup_free_memory(tmp_path / "absent") is None
