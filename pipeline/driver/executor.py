@@ -81,6 +81,16 @@ def shutdown_ray() -> None:
     ray.shutdown()
 
 
+def passive_openmp() -> None:
+    """A render actor's OpenMP threads sleep while they wait instead of spinning (unless
+    the environment says otherwise). Actors share a machine's cores with each other and with
+    their encodes, and a spinning thread holds a core that a thread with work needs.
+    Measured on 2 cores, 512 tiny-Wan requests (bench/README.md): two actors 34-35 s passive
+    vs 36 s spinning; with another process busy on one core, 58-68 s vs 68-80 s (one actor:
+    48-52 vs 55-57). Scheduling only: the same pixels. libgomp reads it when torch loads."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 class RenderActor:
     """Holds one loaded pipeline at a time (loaded in the constructor, or with
     `load_now=False` in the first `ready()`: an actor started before the batches were
@@ -90,6 +100,7 @@ class RenderActor:
     kept warm, for the next job's: pipeline/driver/warm_actors.py)."""
 
     def __init__(self, spec: WorkerSpec, load_now: bool = True):
+        passive_openmp()  # before this process imports torch
         self.spec = spec
         self.worker = BatchWorker(spec) if load_now else None
         self._loading = threading.Lock()

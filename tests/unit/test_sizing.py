@@ -1,9 +1,11 @@
 """`--actors auto` (pipeline/driver/sizing.py): how many render actors a run starts when
-not told, from the machine, the model's size on disk and the flags; explicit counts kept."""
+not told, from the machine, the model's size on disk and the flags; explicit counts kept.
+And how actors share the cores: their OpenMP threads wait passively."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -152,3 +154,18 @@ def test_a_containers_cgroup_bounds_cpus_and_memory(tmp_path):
     assert cgroup_cpus(unlimited) is None and cgroup_free_memory(unlimited) is None
     assert cgroup_cpus(tmp_path / "absent") is None
     assert cgroup_free_memory(tmp_path / "absent") is None
+
+
+def test_render_actors_wait_passively_unless_told(monkeypatch):
+    from pipeline.actor.worker import WorkerSpec
+    from pipeline.config import EncodeSettings
+    from pipeline.driver.executor import RenderActor
+    from pipeline.rundir.layout import RunDir
+
+    spec = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(), RunDir("unused"))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    RenderActor(spec, load_now=False)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice stays
+    RenderActor(spec, load_now=False)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
