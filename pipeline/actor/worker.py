@@ -140,9 +140,10 @@ class BatchWorker:
         return _Clip(item, job, sound, checks, render_s)
 
     def finish_group(self, clips: list[_Clip]) -> list[dict]:
-        """Encode the clips (one ffmpeg for the group), then write each; the rows."""
+        """Encode the clips (one of `encode_many.groups`: one ffmpeg), then write each;
+        the rows."""
         started = time.perf_counter()
-        encoded = encode_many.encode_clips([clip.job for clip in clips], self.spec.encode)
+        encoded = encode_many.encode_group([clip.job for clip in clips], self.spec.encode)
         shared_s = (time.perf_counter() - started) / len(clips)
         return [self.finish_item(clip, data, shared_s) for clip, data in zip(clips, encoded)]
 

@@ -91,11 +91,29 @@ def encode_clip(
     args = {**output_args(settings), **(extra_args or {})}
     if audio is not None:
         args |= audio_args(settings.format, audio)
-    if settings.format == "png":
-        return frame_zip.pack(run_ffmpeg(frames, fps, "%05d.png", args))
     if settings.format in STREAMABLE:
         return run_ffmpeg(frames, fps, "pipe:", args | {"format": settings.format})[0][1]
-    return run_ffmpeg(frames, fps, f"clip.{settings.format}", args, audio)[0][1]
+    written = run_ffmpeg(frames, fps, file_target(settings.format), args, audio)
+    return clip_of(written, settings.format)
+
+
+def file_target(fmt: str) -> str:
+    """The name ffmpeg writes a `fmt` clip to, in a folder of its own (png: a frame each)."""
+    return "%05d.png" if fmt == "png" else f"clip.{fmt}"
+
+
+def clip_of(written: list[tuple[str, bytes]], fmt: str) -> bytes:
+    """The clip's bytes from what ffmpeg wrote to its folder (png: the frames zipped)."""
+    return frame_zip.pack(written) if fmt == "png" else written[0][1]
+
+
+def read_folder(folder: str) -> list[tuple[str, bytes]]:
+    """[(name, bytes)] of every file in `folder`, sorted by name."""
+    written = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as handle:
+            written.append((name, handle.read()))
+    return written
 
 
 def check_sound(settings: EncodeSettings, families) -> None:
@@ -144,11 +162,7 @@ def run_ffmpeg(
                 ar=audio.rate,
             )
         _ffmpeg(frames, fps, os.path.join(out, target), args, sound)
-        written = []
-        for name in sorted(os.listdir(out)):
-            with open(os.path.join(out, name), "rb") as handle:
-                written.append((name, handle.read()))
-        return written
+        return read_folder(out)
 
 
 def _written(path: str, data: bytes) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.config import EncodeSettings
 from pipeline.errors import EncodeError
-from pipeline.outputs import encode, frame_zip
+from pipeline.outputs import encode
 from pipeline.outputs.audio import Audio
 
 # Frames x height x width of one group at most: 64x64x9 clips share a process 100 at a
@@ -63,19 +63,27 @@ def encode_clips(jobs: Sequence[ClipJob], settings: EncodeSettings) -> list[byte
     in the jobs' order, with as few ffmpeg processes as GROUP_PIXELS allows."""
     results: list[bytes | EncodeError | None] = [None] * len(jobs)
     for group in groups(jobs):
-        if len(group) > 1:
-            try:
-                for index, data in zip(group, _encode_group([jobs[i] for i in group], settings)):
-                    results[index] = data
-                continue
-            except EncodeError:
-                pass  # again one by one below: the error then names its clip
-        for index in group:
-            try:
-                results[index] = jobs[index].alone(settings)
-            except EncodeError as exc:
-                results[index] = exc
+        for index, data in zip(group, encode_group([jobs[i] for i in group], settings)):
+            results[index] = data
     return results
+
+
+def encode_group(jobs: Sequence[ClipJob], settings: EncodeSettings) -> list[bytes | EncodeError]:
+    """One group of `groups` through one ffmpeg: each clip's bytes, or its EncodeError. A
+    group that fails is encoded again clip by clip, so an error names its clip."""
+    if len(jobs) > 1:
+        try:
+            return _encode_group(list(jobs), settings)
+        except EncodeError:
+            pass
+    return [_alone(job, settings) for job in jobs]
+
+
+def _alone(job: ClipJob, settings: EncodeSettings) -> bytes | EncodeError:
+    try:
+        return job.alone(settings)
+    except EncodeError as exc:
+        return exc
 
 
 def groups(jobs: Sequence[ClipJob]) -> list[list[int]]:
@@ -113,20 +121,14 @@ def _encode_group(jobs: list[ClipJob], settings: EncodeSettings) -> list[bytes]:
             start = end
         frames = b"".join(np.ascontiguousarray(job.frames).tobytes() for job in jobs)
         encode.run_graph(ffmpeg.merge_outputs(*outputs), frames, f"{len(jobs)} clips")
-        return [_read(workdir, number, settings) for number in range(len(jobs))]
+        return [
+            encode.clip_of(encode.read_folder(os.path.join(workdir, str(number))), settings.format)
+            for number in range(len(jobs))
+        ]
 
 
 def _target(workdir: str, number: int, settings: EncodeSettings) -> str:
+    """A folder of its own for clip `number` (png writes one file per frame)."""
     folder = os.path.join(workdir, str(number))
     os.mkdir(folder)
-    name = "%05d.png" if settings.format == "png" else f"clip.{settings.format}"
-    return os.path.join(folder, name)
-
-
-def _read(workdir: str, number: int, settings: EncodeSettings) -> bytes:
-    folder = os.path.join(workdir, str(number))
-    written = []
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as handle:
-            written.append((name, handle.read()))
-    return frame_zip.pack(written) if settings.format == "png" else written[0][1]
+    return os.path.join(folder, encode.file_target(settings.format))
