@@ -12,6 +12,7 @@ from pipeline.errors import EncodeError
 from pipeline.outputs import encode
 from pipeline.outputs.audio import Audio
 from pipeline.outputs.encode_many import GROUP_PIXELS, ClipJob, encode_clips, groups
+from tests.support.ffmpeg_starts import count_ffmpeg_starts
 
 
 def _noise(count, height=48, width=64, seed=0):
@@ -20,18 +21,6 @@ def _noise(count, height=48, width=64, seed=0):
 
 def _silence(seconds: float) -> Audio:
     return Audio.of(np.zeros((1, round(seconds * 16000)), np.float32), 16000)
-
-
-def _counting_ffmpeg(tmp_path, monkeypatch, refuse: str = "") -> list:
-    """ffmpeg behind a script that logs each start (and exits 1 when its arguments hold
-    `refuse`); returns a callable listing the starts' argument lines."""
-    real, log = encode.ffmpeg_exe(), tmp_path / "starts"
-    script = tmp_path / "ffmpeg"
-    refusal = f'case "$*" in *{refuse}*) exit 1;; esac\n' if refuse else ""
-    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\n{refusal}exec {real} "$@"\n')
-    script.chmod(0o755)
-    monkeypatch.setattr(encode, "ffmpeg_exe", lambda: str(script))
-    return lambda: log.read_text().splitlines() if log.exists() else []
 
 
 @pytest.mark.parametrize("fmt", sorted(encode.FORMATS))
@@ -46,7 +35,7 @@ def test_each_clip_of_a_shared_process_has_the_bytes_it_has_alone(fmt, fps):
 
 
 def test_a_batch_of_four_clips_starts_one_process(tmp_path, monkeypatch):
-    starts = _counting_ffmpeg(tmp_path, monkeypatch)
+    starts = count_ffmpeg_starts(tmp_path, monkeypatch)
     encode_clips([ClipJob(_noise(9, seed=s), 8.0) for s in range(4)], EncodeSettings())
     assert len(starts()) == 1
 
@@ -71,7 +60,7 @@ def test_a_clip_that_fails_fails_alone_and_its_group_mates_are_written(tmp_path,
     jobs = [ClipJob(_noise(3, seed=s), 8.0) for s in range(3)]
     alone = [job.alone(EncodeSettings()) for job in jobs]
     jobs.insert(1, ClipJob(_noise(3), 8.0, extra_args={"vcodec": "promptreel-no-such-codec"}))
-    starts = _counting_ffmpeg(tmp_path, monkeypatch)
+    starts = count_ffmpeg_starts(tmp_path, monkeypatch)
     results = encode_clips(jobs, EncodeSettings())
     assert isinstance(results[1], EncodeError) and "ffmpeg failed" in str(results[1])
     assert [results[0], *results[2:]] == alone
@@ -83,7 +72,7 @@ def test_a_failing_group_is_encoded_again_clip_by_clip(tmp_path, monkeypatch):
     clip still gets what it gets alone: its bytes, or its own error."""
     clips = [_noise(4, seed=s) for s in range(3)]
     alone = [encode.encode_clip(frames, 8.0, EncodeSettings()) for frames in clips]
-    starts = _counting_ffmpeg(tmp_path, monkeypatch, refuse="split")
+    starts = count_ffmpeg_starts(tmp_path, monkeypatch, refuse="split")
     results = encode_clips([ClipJob(frames, 8.0) for frames in clips], EncodeSettings())
     assert len(starts()) == 1 + 3 and "split" in starts()[0]
     assert results == alone

@@ -16,6 +16,7 @@ from pipeline.outputs.thumbnail import LONG_SIDE, MAX_FRAMES, make_thumbnail
 from pipeline.plan.batches import Batch
 from pipeline.rundir.layout import RunDir
 from pipeline.rundir.storage import TMP_PREFIX
+from tests.support.ffmpeg_starts import count_ffmpeg_starts
 from tests.support.items import make_item as _item
 
 
@@ -76,16 +77,13 @@ def test_a_batch_of_small_clips_starts_one_ffmpeg_and_makes_thumbnails_in_proces
     encoder gives for each clip on its own."""
     from pipeline.outputs import encode
 
-    real, log = encode.ffmpeg_exe(), tmp_path / "starts"
-    counting = tmp_path / "ffmpeg"
-    counting.write_text(f'#!/bin/sh\necho "$$" >> {log}\nexec {real} "$@"\n')
-    counting.chmod(0o755)
-    monkeypatch.setattr(encode, "ffmpeg_exe", lambda: str(counting))
+    real = encode.ffmpeg_exe()
+    starts = count_ffmpeg_starts(tmp_path, monkeypatch)
     run = RunDir(str(tmp_path / "run"))
     spec = WorkerSpec("null", RenderSettings(model="null"), EncodeSettings(format="webm"), run)
     items = tuple(_item("p", s, model="null", num_frames=33) for s in (1, 2, 3))
     rows = BatchWorker(spec).process(Batch(items, 4))
-    assert len(log.read_text().split()) == 1  # not one per item, nor one per thumbnail
+    assert len(starts()) == 1  # not one per item, nor one per thumbnail
 
     monkeypatch.setattr(encode, "ffmpeg_exe", lambda: real)
     frames = BatchWorker(spec).renderer.render(Batch(items, 4))
